@@ -1,0 +1,201 @@
+//! The redb backend (default): one file, copy-on-write B-trees, commits with immediate
+//! durability (fsync before `commit` returns).
+
+use std::path::Path;
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
+
+use super::{Backend, Commit, Store, TileKey, decode_tree_head, decode_u64, encode_tree_head};
+use crate::error::Error;
+use crate::hash::{Hash, TreeHead};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const TILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tiles");
+const BUNDLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bundles");
+const LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leaves");
+const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+
+const TREE_HEAD_KEY: &str = "tree_head";
+
+/// A [`Store`] in one redb database file.
+pub struct RedbStore {
+    db: Database,
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore").finish_non_exhaustive()
+    }
+}
+
+fn err(context: &'static str) -> impl FnOnce(redb::Error) -> Error {
+    move |e| Error::storage(context, e)
+}
+
+impl RedbStore {
+    /// Opens or creates the database file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if the file cannot be opened (for example, another process holds it).
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let db = Database::create(path).map_err(|e| err("open redb database")(e.into()))?;
+        // Create the tables up front so that readers never see "table does not exist".
+        let txn = db
+            .begin_write()
+            .map_err(|e| err("create tables")(e.into()))?;
+        {
+            let map = |e: TableError| err("create tables")(e.into());
+            txn.open_table(META).map_err(map)?;
+            txn.open_table(TILES).map_err(map)?;
+            txn.open_table(BUNDLES).map_err(map)?;
+            txn.open_table(LEAVES).map_err(map)?;
+            txn.open_table(CHECKPOINTS).map_err(map)?;
+        }
+        txn.commit().map_err(|e| err("create tables")(e.into()))?;
+        Ok(RedbStore { db })
+    }
+
+    fn get(
+        &self,
+        table: TableDefinition<&[u8], &[u8]>,
+        key: &[u8],
+        context: &'static str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.db.begin_read().map_err(|e| err(context)(e.into()))?;
+        let table = txn.open_table(table).map_err(|e| err(context)(e.into()))?;
+        let value = table.get(key).map_err(|e| err(context)(e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn write(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), Error> {
+        let mut txn = self.db.begin_write().map_err(|e| err(context)(e.into()))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| Error::storage(context, e))?;
+        f(&txn).map_err(err(context))?;
+        txn.commit().map_err(|e| err(context)(e.into()))
+    }
+}
+
+impl Store for RedbStore {
+    fn backend(&self) -> Backend {
+        Backend::Redb
+    }
+
+    fn tree_head(&self) -> Result<Option<TreeHead>, Error> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| err("read tree head")(e.into()))?;
+        let table = txn
+            .open_table(META)
+            .map_err(|e| err("read tree head")(e.into()))?;
+        let value = table
+            .get(TREE_HEAD_KEY)
+            .map_err(|e| err("read tree head")(e.into()))?;
+        value.map(|v| decode_tree_head(v.value())).transpose()
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<(), Error> {
+        self.write("commit batch", |txn| {
+            {
+                let mut tiles = txn.open_table(TILES)?;
+                for (key, value) in &commit.tiles {
+                    tiles.insert(key.to_bytes().as_slice(), value.as_slice())?;
+                }
+            }
+            {
+                let mut bundles = txn.open_table(BUNDLES)?;
+                for (index, value) in &commit.bundles {
+                    bundles.insert(index.to_be_bytes().as_slice(), value.as_slice())?;
+                }
+            }
+            {
+                let mut leaves = txn.open_table(LEAVES)?;
+                for (hash, index) in &commit.leaves {
+                    if leaves.get(hash.as_bytes().as_slice())?.is_none() {
+                        leaves
+                            .insert(hash.as_bytes().as_slice(), index.to_be_bytes().as_slice())?;
+                    }
+                }
+            }
+            if let Some(tree) = &commit.tree {
+                let mut meta = txn.open_table(META)?;
+                meta.insert(TREE_HEAD_KEY, encode_tree_head(tree).as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    fn hash_tile(&self, key: TileKey) -> Result<Option<Vec<u8>>, Error> {
+        self.get(TILES, &key.to_bytes(), "read hash tile")
+    }
+
+    fn entry_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get(BUNDLES, &index.to_be_bytes(), "read entry bundle")
+    }
+
+    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, Error> {
+        self.get(LEAVES, leaf_hash.as_bytes(), "read leaf index")?
+            .map(|v| decode_u64(&v, "leaf index"))
+            .transpose()
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
+        self.write("store checkpoint", |txn| {
+            txn.open_table(CHECKPOINTS)?
+                .insert(size.to_be_bytes().as_slice(), note)?;
+            Ok(())
+        })
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get(CHECKPOINTS, &size.to_be_bytes(), "read checkpoint")
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        let context = "read latest checkpoint";
+        let txn = self.db.begin_read().map_err(|e| err(context)(e.into()))?;
+        let table = txn
+            .open_table(CHECKPOINTS)
+            .map_err(|e| err(context)(e.into()))?;
+        let Some((key, value)) = table.last().map_err(|e| err(context)(e.into()))? else {
+            return Ok(None);
+        };
+        let size = decode_u64(key.value(), "checkpoint size")?;
+        Ok(Some((size, value.value().to_vec())))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| err("read metadata")(e.into()))?;
+        let table = txn
+            .open_table(META)
+            .map_err(|e| err("read metadata")(e.into()))?;
+        let value = table.get(key).map_err(|e| err("read metadata")(e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        self.write("write metadata", |txn| {
+            txn.open_table(META)?.insert(key, value)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_store_suite() {
+        crate::store::tests::store_suite(&|p| Box::new(RedbStore::open(p).unwrap()));
+    }
+}

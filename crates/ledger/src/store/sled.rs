@@ -1,0 +1,172 @@
+//! The sled 0.34 backend (optional): one sled database, keys prefixed by kind, each commit
+//! applied as one atomic batch and then flushed to disk before `commit` returns.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{Backend, Commit, Store, TileKey, decode_tree_head, decode_u64, encode_tree_head};
+use crate::error::Error;
+use crate::hash::{Hash, TreeHead};
+
+const META: u8 = b'm';
+const TILES: u8 = b't';
+const BUNDLES: u8 = b'b';
+const LEAVES: u8 = b'l';
+const CHECKPOINTS: u8 = b'c';
+
+const TREE_HEAD_KEY: &[u8] = b"tree_head";
+
+/// How long [`SledStore::open`] waits for a lock still held by a just-closed handle.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// A [`Store`] in one sled database directory.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + rest.len());
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+impl SledStore {
+    /// Opens or creates the sled database at `path`.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if sled cannot open it (for example, another process holds it).
+    ///
+    /// sled releases its file lock from a background thread after the last handle is dropped,
+    /// so a store reopened right after closing (a restart, a test) may briefly find it held:
+    /// opening retries for up to [`LOCK_WAIT`](super::SLED_LOCK_WAIT) before giving up.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => return Ok(SledStore { db }),
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => return Err(Error::storage("open sled database", e)),
+            }
+        }
+    }
+
+    fn get(&self, k: &[u8], context: &'static str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self
+            .db
+            .get(k)
+            .map_err(|e| Error::storage(context, e))?
+            .map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, batch: sled::Batch, context: &'static str) -> Result<(), Error> {
+        self.db
+            .apply_batch(batch)
+            .map_err(|e| Error::storage(context, e))?;
+        self.db.flush().map_err(|e| Error::storage(context, e))?;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn backend(&self) -> Backend {
+        Backend::Sled
+    }
+
+    fn tree_head(&self) -> Result<Option<TreeHead>, Error> {
+        self.get(&key(META, TREE_HEAD_KEY), "read tree head")?
+            .map(|v| decode_tree_head(&v))
+            .transpose()
+    }
+
+    fn commit(&self, commit: &Commit) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (k, value) in &commit.tiles {
+            batch.insert(key(TILES, &k.to_bytes()), value.as_slice());
+        }
+        for (index, value) in &commit.bundles {
+            batch.insert(key(BUNDLES, &index.to_be_bytes()), value.as_slice());
+        }
+        // This store has one writer (the engine), so checking before the batch is race-free.
+        let mut seen = std::collections::HashSet::new();
+        for (hash, index) in &commit.leaves {
+            let k = key(LEAVES, hash.as_bytes());
+            let exists = self
+                .db
+                .contains_key(&k)
+                .map_err(|e| Error::storage("commit batch", e))?;
+            if !exists && seen.insert(*hash) {
+                batch.insert(k, index.to_be_bytes().as_slice());
+            }
+        }
+        if let Some(tree) = &commit.tree {
+            batch.insert(key(META, TREE_HEAD_KEY), encode_tree_head(tree).as_slice());
+        }
+        self.apply(batch, "commit batch")
+    }
+
+    fn hash_tile(&self, k: TileKey) -> Result<Option<Vec<u8>>, Error> {
+        self.get(&key(TILES, &k.to_bytes()), "read hash tile")
+    }
+
+    fn entry_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get(&key(BUNDLES, &index.to_be_bytes()), "read entry bundle")
+    }
+
+    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, Error> {
+        self.get(&key(LEAVES, leaf_hash.as_bytes()), "read leaf index")?
+            .map(|v| decode_u64(&v, "leaf index"))
+            .transpose()
+    }
+
+    fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(CHECKPOINTS, &size.to_be_bytes()), note);
+        self.apply(batch, "store checkpoint")
+    }
+
+    fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get(&key(CHECKPOINTS, &size.to_be_bytes()), "read checkpoint")
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, Error> {
+        let context = "read latest checkpoint";
+        let Some(item) = self.db.scan_prefix([CHECKPOINTS]).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = item.map_err(|e| Error::storage(context, e))?;
+        let size = decode_u64(k.get(1..).unwrap_or_default(), "checkpoint size")?;
+        Ok(Some((size, v.to_vec())))
+    }
+
+    fn meta(&self, k: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.get(&key(META, k.as_bytes()), "read metadata")
+    }
+
+    fn put_meta(&self, k: &str, value: &[u8]) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(META, k.as_bytes()), value);
+        self.apply(batch, "write metadata")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_store_suite() {
+        crate::store::tests::store_suite(&|p| Box::new(SledStore::open(p).unwrap()));
+    }
+}

@@ -1,0 +1,219 @@
+//! Reopen, validation and tamper detection, for both backends.
+
+use ed25519_dalek::SigningKey;
+use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::note::{KeyName, NoteSigner};
+use veritrail_ledger::store::{self, Backend, Commit, TileKey};
+use veritrail_ledger::{Error, Ledger, TreeHead, leaf_hash};
+
+use crate::{ORIGIN, entry, open, signer};
+
+const BACKENDS: [Backend; 2] = [Backend::Redb, Backend::Sled];
+
+#[test]
+fn reopen_keeps_entries_tiles_and_checkpoints() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, note) = {
+            let ledger = open(backend, dir.path());
+            let entries: Vec<Vec<u8>> = (0..1000).map(entry).collect();
+            ledger.append(&entries[..300]).unwrap();
+            ledger.append(&entries[300..]).unwrap();
+            let signed = ledger.sign_checkpoint().unwrap();
+            (ledger.tree_head(), signed.note)
+        };
+        let ledger = open(backend, dir.path());
+        assert_eq!(ledger.tree_head(), tree, "{backend:?}");
+        assert_eq!(ledger.latest_checkpoint().unwrap().note, note);
+        assert_eq!(ledger.checkpoint(1000).unwrap(), Some(note.clone()));
+        assert_eq!(ledger.entry(999).unwrap(), entry(999));
+        // Appending after reopen continues the same tree.
+        let appended = ledger.append(&[entry(1000)]).unwrap();
+        assert_eq!(appended.indices, 1000..1001);
+        let (index, _) = ledger
+            .inclusion_proof_by_leaf_hash(&leaf_hash(&entry(500)), 1001)
+            .unwrap();
+        assert_eq!(index, 500);
+        // Re-signing is deterministic and extends the old checkpoint.
+        let again = ledger.sign_checkpoint().unwrap();
+        assert_eq!(again.checkpoint.tree.size, 1001);
+    }
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open(backend, dir.path());
+        ledger.append(&[entry(0)]).unwrap();
+        let before = ledger.tree_head();
+        let big = vec![0u8; 65_536];
+        let err = ledger.append(&[entry(1), big]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::EntryTooLarge {
+                    position: 1,
+                    size: 65_536
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(ledger.tree_head(), before);
+        assert!(matches!(
+            ledger.entry(1),
+            Err(Error::IndexOutOfRange { index: 1, size: 1 })
+        ));
+        assert!(matches!(
+            ledger.root_at(2),
+            Err(Error::SizeOutOfRange {
+                requested: 2,
+                current: 1
+            })
+        ));
+        assert!(matches!(
+            ledger.inclusion_proof(1, 1),
+            Err(Error::IndexOutOfRange { index: 1, size: 1 })
+        ));
+        assert!(matches!(
+            ledger.consistency_proof(0, 1),
+            Err(Error::InvalidSizes { old: 0, new: 1 })
+        ));
+        assert!(matches!(
+            ledger.consistency_proof(2, 1),
+            Err(Error::InvalidSizes { old: 2, new: 1 })
+        ));
+        assert!(matches!(
+            ledger.hash_tile(0, 0, 2),
+            Err(Error::SizeOutOfRange { .. })
+        ));
+        assert!(matches!(
+            ledger.hash_tile(0, 0, 0),
+            Err(Error::SizeOutOfRange { .. })
+        ));
+        assert!(matches!(
+            ledger.entry_bundle(1, 1),
+            Err(Error::SizeOutOfRange { .. })
+        ));
+        assert!(matches!(
+            ledger.inclusion_proof_by_leaf_hash(&leaf_hash(b"absent"), 1),
+            Err(Error::LeafNotFound { size: 1, .. })
+        ));
+        // An empty batch is a no-op.
+        let none: [&[u8]; 0] = [];
+        assert_eq!(ledger.append(&none).unwrap().indices, 1..1);
+        assert_eq!(ledger.tree_head(), before);
+    }
+}
+
+#[test]
+fn origin_and_key_are_fixed_at_creation() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ledger = open(backend, dir.path());
+            ledger.append(&[entry(0)]).unwrap();
+            ledger.sign_checkpoint().unwrap();
+        }
+        let store = store::open(backend, dir.path()).unwrap();
+        let err = Ledger::open(store, "other.example/log", signer()).unwrap_err();
+        assert!(matches!(err, Error::OriginMismatch { .. }), "{err:?}");
+        let store = store::open(backend, dir.path()).unwrap();
+        let other_key = NoteSigner::new(
+            KeyName::new(ORIGIN).unwrap(),
+            SigningKey::from_bytes(&[1u8; 32]),
+        );
+        let err = Ledger::open(store, ORIGIN, other_key).unwrap_err();
+        assert!(
+            matches!(err, Error::CheckpointMismatch { size: 1, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn tampered_tiles_are_detected_on_open() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ledger = open(backend, dir.path());
+            ledger
+                .append(&(0..300).map(entry).collect::<Vec<_>>())
+                .unwrap();
+        }
+        let store = store::open(backend, dir.path()).unwrap();
+        let key = TileKey { level: 0, index: 0 };
+        let mut tile = store.hash_tile(key).unwrap().unwrap();
+        tile[5] ^= 1;
+        store
+            .commit(&Commit {
+                tiles: vec![(key, tile)],
+                ..Commit::default()
+            })
+            .unwrap();
+        let err = Ledger::open(store, ORIGIN, signer()).unwrap_err();
+        assert!(
+            matches!(err, Error::RootMismatch { size: 300, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_forked_checkpoint_in_the_store_is_refused_on_open() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ledger = open(backend, dir.path());
+            ledger
+                .append(&(0..10).map(entry).collect::<Vec<_>>())
+                .unwrap();
+        }
+        // A validly signed checkpoint of size 5 whose root is not the stored tree's.
+        let store = store::open(backend, dir.path()).unwrap();
+        let fork = Checkpoint {
+            origin: ORIGIN.to_owned(),
+            tree: TreeHead::new(5, leaf_hash(b"fork")),
+            extensions: Vec::new(),
+        };
+        store
+            .put_checkpoint(5, &fork.sign(&signer()).unwrap().to_bytes())
+            .unwrap();
+        let err = Ledger::open(store, ORIGIN, signer()).unwrap_err();
+        assert!(
+            matches!(err, Error::CheckpointMismatch { size: 5, .. }),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn never_signs_a_checkpoint_that_does_not_extend_the_last() {
+    for backend in BACKENDS {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = open(backend, dir.path());
+        ledger
+            .append(&(0..10).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        let first = ledger.sign_checkpoint().unwrap();
+        ledger.append(&[entry(10)]).unwrap();
+        // Rewrite history under the running engine: tile 0/0 now holds other leaves.
+        let forged: Vec<u8> = (100..111).flat_map(|i| leaf_hash(&entry(i)).0).collect();
+        let key = TileKey { level: 0, index: 0 };
+        ledger
+            .store()
+            .commit(&Commit {
+                tiles: vec![(key, forged)],
+                ..Commit::default()
+            })
+            .unwrap();
+        let err = ledger.sign_checkpoint().unwrap_err();
+        assert!(matches!(err, Error::Inconsistent { .. }), "{err:?}");
+        assert_eq!(
+            ledger.latest_checkpoint().unwrap(),
+            first,
+            "nothing new was signed"
+        );
+        assert_eq!(ledger.store().latest_checkpoint().unwrap().unwrap().0, 10);
+    }
+}
