@@ -1,14 +1,24 @@
 //! The `veritrail` command-line tool.
 //!
-//! `veritrail keygen` creates a log signing key. Serving, appending, proving and auditing
-//! subcommands arrive with the server and client crates.
+//! - `veritrail keygen` creates a log signing key;
+//! - `veritrail log append` appends files as entries to the embedded store and signs a
+//!   checkpoint; `veritrail log verify` re-checks a store offline.
+//!
+//! Serving, remote appends, proofs and monitoring arrive with the server and client crates.
+
+mod datadir;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use veritrail_ledger::bundle::{MAX_ENTRY_SIZE, decode_bundle};
+use veritrail_ledger::hash::HASH_SIZE;
 use veritrail_ledger::note::{KeyName, NoteSigner};
+use veritrail_ledger::{Ledger, leaf_hash};
+
+use crate::datadir::DataArgs;
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
 #[derive(Debug, Parser)]
@@ -32,11 +42,45 @@ enum Command {
         #[arg(long, default_value = "veritrail.key")]
         out: PathBuf,
     },
+    /// Work directly on a local log's data directory (offline).
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LogCommand {
+    /// Append each FILE (or standard input, `-`) as one entry, durably, then sign and print a
+    /// checkpoint. Creates the data directory, store and signing key on first use.
+    Append {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Files to append, one entry each (at most 65535 bytes). `-` or none: standard input.
+        files: Vec<PathBuf>,
+    },
+    /// Verify a log offline: re-derive the root from the tiles, check the last signed
+    /// checkpoint, and re-hash every entry against the stored leaf hashes.
+    Verify {
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// A CLI failure: what went wrong and what to do next.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
+    #[error("{message}\nhint: {hint}")]
+    Usage { message: String, hint: String },
+    #[error("{message}\nhint: {hint}")]
+    Ledger { message: String, hint: String },
+    #[error("cannot read {path}: {source}\nhint: check the path and its permissions")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "log verification failed: {0}\nhint: the store does not match its own hashes; restore it from a backup and keep this copy as evidence"
+    )]
+    Verify(String),
     #[error(
         "invalid key name {name:?}: {reason}\nhint: use the log's origin, e.g. audit.example.com/log (no spaces, no '+')"
     )]
@@ -58,6 +102,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen { name, out } => keygen(&name, &out),
+        Command::Log(LogCommand::Append { data, files }) => log_append(&data, &files),
+        Command::Log(LogCommand::Verify { data }) => log_verify(&data),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -83,8 +129,102 @@ fn keygen(name: &str, out: &std::path::Path) -> Result<(), CliError> {
     Ok(())
 }
 
+fn read_entry(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|source| CliError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if bytes.len() > MAX_ENTRY_SIZE {
+        return Err(CliError::Usage {
+            message: format!(
+                "{} is {} bytes; an entry holds at most {MAX_ENTRY_SIZE}",
+                path.display(),
+                bytes.len()
+            ),
+            hint: "store large payloads elsewhere and append a digest or reference to them".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn ledger_error(e: veritrail_ledger::Error) -> CliError {
+    CliError::Ledger {
+        message: e.to_string(),
+        hint: "nothing was appended; check the disk and retry".into(),
+    }
+}
+
+fn log_append(data: &DataArgs, files: &[PathBuf]) -> Result<(), CliError> {
+    let stdin = [PathBuf::from("-")];
+    let files = if files.is_empty() { &stdin[..] } else { files };
+    // Read and check every file before touching the log: a bad one appends nothing.
+    let entries = files
+        .iter()
+        .map(|f| read_entry(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ledger = data.open()?;
+    let appended = ledger.append(&entries).map_err(ledger_error)?;
+    for ((index, entry), file) in appended.indices.clone().zip(&entries).zip(files) {
+        println!(
+            "index {index} leaf_hash {} {}",
+            leaf_hash(entry).to_base64(),
+            file.display()
+        );
+    }
+    let signed = ledger.sign_checkpoint().map_err(ledger_error)?;
+    print!("{}", String::from_utf8_lossy(&signed.note));
+    eprintln!("verifier key: {}", ledger.verifier());
+    Ok(())
+}
+
+fn log_verify(data: &DataArgs) -> Result<(), CliError> {
+    // Opening re-derives the root from the tiles and checks the last signed checkpoint.
+    let ledger = data.open()?;
+    let tree = ledger.tree_head();
+    let rehashed = rehash_entries(&ledger, tree.size)?;
+    println!("origin {}", ledger.origin());
+    println!("tree_size {}", tree.size);
+    println!("root {}", tree.root.to_base64());
+    match ledger.latest_checkpoint() {
+        Some(last) => println!(
+            "last_checkpoint {} (signature and root verified)",
+            last.checkpoint.tree.size
+        ),
+        None => println!("last_checkpoint none"),
+    }
+    println!("entries_rehashed {rehashed}");
+    println!("ok");
+    Ok(())
+}
+
+/// Re-hashes every entry and compares it with the leaf hash in the level-0 tiles.
+fn rehash_entries(ledger: &Ledger, size: u64) -> Result<u64, CliError> {
+    let fail = |e: veritrail_ledger::Error| CliError::Verify(e.to_string());
+    for bundle in 0..size.div_ceil(256) {
+        let width = u16::try_from((size - bundle * 256).min(256)).unwrap_or(256);
+        let bytes = ledger.entry_bundle(bundle, width).map_err(fail)?;
+        let tile = ledger.hash_tile(0, bundle, width).map_err(fail)?;
+        let entries = decode_bundle(&bytes, 256).map_err(|e| CliError::Verify(e.to_string()))?;
+        for ((i, entry), stored) in entries.iter().enumerate().zip(tile.chunks_exact(HASH_SIZE)) {
+            if leaf_hash(entry).as_bytes().as_slice() != stored {
+                return Err(CliError::Verify(format!(
+                    "entry {} does not hash to its leaf",
+                    bundle * 256 + i as u64
+                )));
+            }
+        }
+    }
+    Ok(size)
+}
+
 /// Creates `path` with mode 0600, failing if it exists.
-fn write_private_key(path: &std::path::Path, key: &str) -> Result<(), CliError> {
+pub(crate) fn write_private_key(path: &std::path::Path, key: &str) -> Result<(), CliError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -17,7 +17,8 @@ use crate::hash::{HASH_SIZE, Hash, TreeHead, leaf_hash};
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::proof;
 use crate::store::{Commit, Store, TileKey};
-use crate::tree::{self, CompactRange, HashTileReader, hash_tile_width};
+use crate::tile::{TileId, TileKind, entry_bundle_width, hash_tile_width};
+use crate::tree::{self, CompactRange, HashTileReader};
 
 /// Bytes in a full hash tile.
 const FULL_TILE_BYTES: usize = 256 * HASH_SIZE;
@@ -319,7 +320,7 @@ impl Ledger {
     /// [`Error::SizeOutOfRange`] when the committed log does not yet hold those entries.
     pub fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, Error> {
         let size = self.tree_head().size;
-        let available = tree::entry_bundle_width(index, size).unwrap_or(0);
+        let available = entry_bundle_width(index, size).unwrap_or(0);
         if width == 0 || width > available {
             return Err(self.beyond_tree(0, index, width));
         }
@@ -334,6 +335,18 @@ impl Ledger {
             .ok_or_else(|| Error::corrupted(format!("entry bundle {index} is short")))?;
         bundle::encode_bundle(wanted.iter().copied())
             .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))
+    }
+
+    /// The bytes of a C2SP tile (hash tile or entry bundle) by its coordinates, e.g. from
+    /// [`TileId::from_path`].
+    ///
+    /// # Errors
+    /// As [`Ledger::hash_tile`] and [`Ledger::entry_bundle`].
+    pub fn read_tile(&self, tile: &TileId) -> Result<Vec<u8>, Error> {
+        match tile.kind() {
+            TileKind::Hash { level } => self.hash_tile(level, tile.index(), tile.width()),
+            TileKind::Entries => self.entry_bundle(tile.index(), tile.width()),
+        }
     }
 
     fn beyond_tree(&self, level: u8, index: u64, width: u16) -> Error {

@@ -12,10 +12,10 @@
 
 use crate::hash::{Hash, TreeHead, node_hash};
 
-/// Height of a C2SP tile: a tile is a subtree of height 8, i.e. 256 hashes wide.
-const TILE_HEIGHT: u32 = 8;
-/// Number of hashes in a full tile.
-const TILE_WIDTH: u64 = 1 << TILE_HEIGHT;
+use crate::tile::TILE_WIDTH;
+
+/// Height of a C2SP tile (a subtree of height 8), as a shift amount.
+const TILE_HEIGHT: u32 = crate::tile::TILE_HEIGHT as u32;
 
 /// Errors from tree computations that are not the tile reader's own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -291,22 +291,6 @@ impl Default for CompactRange {
     }
 }
 
-/// The width of hash tile `(level, index)` in a tree of `size` leaves, or `None` when the
-/// tile does not exist yet. Overflow-safe for any input.
-pub fn hash_tile_width(level: u8, index: u64, size: u64) -> Option<u16> {
-    let shift = u32::from(level).checked_mul(TILE_HEIGHT)?;
-    let row = size.checked_shr(shift).unwrap_or(0);
-    let before = index.checked_mul(TILE_WIDTH)?;
-    let avail = row.checked_sub(before).filter(|w| *w > 0)?;
-    u16::try_from(avail.min(TILE_WIDTH)).ok()
-}
-
-/// The number of entries in entry bundle `index` of a log of `size` entries, or `None` when
-/// the bundle does not exist yet. Overflow-safe for any input.
-pub fn entry_bundle_width(index: u64, size: u64) -> Option<u16> {
-    hash_tile_width(0, index, size)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -486,20 +470,5 @@ mod tests {
             inclusion_proof(&tiles, 3, 300),
             Err(TreeError::ShortTile { .. })
         ));
-    }
-
-    #[test]
-    fn tile_widths() {
-        assert_eq!(hash_tile_width(0, 0, 0), None);
-        assert_eq!(hash_tile_width(0, 0, 5), Some(5));
-        assert_eq!(hash_tile_width(0, 0, 256), Some(256));
-        assert_eq!(hash_tile_width(0, 1, 256), None);
-        assert_eq!(hash_tile_width(0, 1, 300), Some(44));
-        assert_eq!(hash_tile_width(1, 0, 300), Some(1));
-        assert_eq!(hash_tile_width(1, 0, 255), None);
-        assert_eq!(hash_tile_width(7, 0, u64::MAX), Some(255));
-        assert_eq!(hash_tile_width(8, 0, u64::MAX), None);
-        assert_eq!(hash_tile_width(63, u64::MAX, u64::MAX), None);
-        assert_eq!(entry_bundle_width(u64::MAX, u64::MAX), None);
     }
 }

@@ -172,6 +172,7 @@ pub fn open(backend: Backend, dir: &std::path::Path) -> Result<Box<dyn Store>, E
 }
 
 /// Encodes a tree head as size (u64 BE) ‖ root.
+#[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
 pub(crate) fn encode_tree_head(tree: &TreeHead) -> [u8; 40] {
     let mut out = [0u8; 40];
     let (size, root) = out.split_at_mut(8);
@@ -181,6 +182,7 @@ pub(crate) fn encode_tree_head(tree: &TreeHead) -> [u8; 40] {
 }
 
 /// Decodes a stored tree head.
+#[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
 pub(crate) fn decode_tree_head(bytes: &[u8]) -> Result<TreeHead, Error> {
     let (size, root) = bytes
         .split_at_checked(8)
@@ -194,6 +196,7 @@ pub(crate) fn decode_tree_head(bytes: &[u8]) -> Result<TreeHead, Error> {
 }
 
 /// Decodes a stored big-endian u64.
+#[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
 pub(crate) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, Error> {
     <[u8; 8]>::try_from(bytes)
         .map(u64::from_be_bytes)

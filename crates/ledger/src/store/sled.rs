@@ -51,8 +51,10 @@ impl SledStore {
         loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => return Ok(SledStore { db }),
+                // sled 0.34 reports a held lock only as an `Other` I/O error with this text.
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                    if e.to_string().contains("could not acquire lock")
+                        && Instant::now() < deadline =>
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }

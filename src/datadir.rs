@@ -1,0 +1,139 @@
+//! The data directory: which store it holds, the log's origin and its signing key.
+//!
+//! Layout (`--data`, default `./veritrail-data`):
+//!
+//! ```text
+//! veritrail-data/
+//!   ledger.redb      the redb store (default), or
+//!   ledger.sled/     the sled store (--store sled)
+//!   log.key          the signing key, generated on first use with mode 0600 (unless --key)
+//! ```
+//!
+//! The origin is recorded in the store when it is created and is fixed from then on.
+
+use std::path::{Path, PathBuf};
+
+use veritrail_ledger::Ledger;
+use veritrail_ledger::note::{KeyName, NoteSigner};
+use veritrail_ledger::store::{self, Backend};
+
+use crate::CliError;
+
+/// File name of the generated signing key inside the data directory.
+const KEY_FILE: &str = "log.key";
+
+/// Where and how to open the log.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DataArgs {
+    /// Data directory (created on first use).
+    #[arg(long, default_value = "veritrail-data", env = "VERITRAIL_DATA")]
+    pub(crate) data: PathBuf,
+    /// Store backend: redb (default) or sled. Defaults to the one the directory holds.
+    #[arg(long)]
+    pub(crate) store: Option<String>,
+    /// The log's origin (checkpoint name). Defaults to the recorded one, or, for a new log,
+    /// `<host name>/veritrail`.
+    #[arg(long)]
+    pub(crate) origin: Option<String>,
+    /// Signing key file (`PRIVATE+KEY+...`). Default: `<data>/log.key`, generated if absent.
+    #[arg(long)]
+    pub(crate) key: Option<PathBuf>,
+}
+
+/// The store backend a directory already holds, if any.
+fn existing_backend(dir: &Path) -> Option<Backend> {
+    if dir.join("ledger.redb").exists() {
+        Some(Backend::Redb)
+    } else if dir.join("ledger.sled").exists() {
+        Some(Backend::Sled)
+    } else {
+        None
+    }
+}
+
+/// The default origin of a new log: `<host name>/veritrail`.
+fn default_origin() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic() && c != '+'))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}/veritrail")
+}
+
+impl DataArgs {
+    /// Opens (creating on first use) the log described by these arguments.
+    pub(crate) fn open(&self) -> Result<Ledger, CliError> {
+        let backend = match (&self.store, existing_backend(&self.data)) {
+            (Some(name), existing) => {
+                let wanted: Backend = name.parse().map_err(|_| CliError::Usage {
+                    message: format!("unknown store {name:?}"),
+                    hint: "use --store redb (the default) or --store sled".into(),
+                })?;
+                if let Some(existing) = existing.filter(|e| *e != wanted) {
+                    return Err(CliError::Usage {
+                        message: format!(
+                            "{} holds a {existing:?} store, not {name}",
+                            self.data.display()
+                        ),
+                        hint: "drop --store, or point --data at another directory".into(),
+                    });
+                }
+                wanted
+            }
+            (None, existing) => existing.unwrap_or(Backend::Redb),
+        };
+        let store = store::open(backend, &self.data).map_err(|e| CliError::Ledger {
+            message: e.to_string(),
+            hint: "check that --data is writable and that no other veritrail process uses it"
+                .into(),
+        })?;
+        let recorded = store
+            .meta("origin")
+            .ok()
+            .flatten()
+            .map(|o| String::from_utf8_lossy(&o).into_owned());
+        let origin = match (&self.origin, recorded) {
+            (Some(given), _) => given.clone(),
+            (None, Some(recorded)) => recorded,
+            (None, None) => default_origin(),
+        };
+        let signer = self.signer(&origin)?;
+        Ledger::open(store, &origin, signer).map_err(|e| CliError::Ledger {
+            message: e.to_string(),
+            hint: "the store was refused; run `veritrail log verify` for details and restore from a backup if it is damaged".into(),
+        })
+    }
+
+    /// Loads the signing key, generating `<data>/log.key` on first use.
+    fn signer(&self, origin: &str) -> Result<NoteSigner, CliError> {
+        let path = self.key.clone().unwrap_or_else(|| self.data.join(KEY_FILE));
+        if self.key.is_none() && !path.exists() {
+            let name = KeyName::new(origin).map_err(|e| CliError::KeyName {
+                name: origin.to_owned(),
+                reason: e.to_string(),
+            })?;
+            let signer =
+                NoteSigner::generate(name).map_err(|e| CliError::Generate(e.to_string()))?;
+            crate::write_private_key(&path, &signer.to_private_key_string())?;
+            eprintln!("generated a signing key in {} (mode 0600)", path.display());
+            eprintln!("verifier key: {}", signer.verifier());
+            return Ok(signer);
+        }
+        read_signer(&path)
+    }
+}
+
+/// Reads a `PRIVATE+KEY+...` file.
+pub(crate) fn read_signer(path: &Path) -> Result<NoteSigner, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    text.trim()
+        .parse()
+        .map_err(|e: veritrail_ledger::note::NoteError| CliError::Usage {
+            message: format!("{} is not a signing key: {e}", path.display()),
+            hint: "pass a file written by `veritrail keygen` (PRIVATE+KEY+...)".into(),
+        })
+}

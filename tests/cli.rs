@@ -1,0 +1,183 @@
+//! The `veritrail` binary, run as a user would.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::process::{Command, Output, Stdio};
+
+use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::note::NoteVerifier;
+use veritrail_ledger::proof::verify_inclusion;
+use veritrail_ledger::store::{self, Backend};
+use veritrail_ledger::{Ledger, leaf_hash};
+
+fn veritrail(dir: &std::path::Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_veritrail"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("VERITRAIL_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn keygen_writes_a_private_key_with_mode_0600_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = veritrail(
+        dir.path(),
+        &["keygen", "--name", "audit.example.com/log", "--out", "k"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let verifier: NoteVerifier = text(&out.stdout).trim().parse().unwrap();
+    assert_eq!(verifier.name().as_str(), "audit.example.com/log");
+    let key = std::fs::read_to_string(dir.path().join("k")).unwrap();
+    assert!(key.starts_with("PRIVATE+KEY+audit.example.com/log+"));
+    let signer: veritrail_ledger::note::NoteSigner = key.trim().parse().unwrap();
+    assert_eq!(signer.verifier(), verifier);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("k"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = veritrail(
+        dir.path(),
+        &["keygen", "--name", "other", "--out", "k"],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("k")).unwrap(),
+        key,
+        "key untouched"
+    );
+    let bad = veritrail(
+        dir.path(),
+        &["keygen", "--name", "has space", "--out", "k2"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(!dir.path().join("k2").exists());
+}
+
+#[test]
+fn log_append_prints_a_checkpoint_that_verifies_and_covers_the_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json"), br#"{"event":"prompt_changed"}"#).unwrap();
+    let origin = "clinic.example/audit";
+    let out = veritrail(
+        dir.path(),
+        &["log", "append", "--origin", origin, "a.json", "-"],
+        Some(b"from stdin"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let (indices, note) = stdout.split_once(&format!("{origin}\n")).unwrap();
+    assert!(indices.starts_with("index 0 leaf_hash "), "{indices}");
+    assert!(indices.contains("index 1 leaf_hash "), "{indices}");
+    let verifier_line = text(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("verifier key: ").map(str::to_owned))
+        .unwrap();
+    let verifier: NoteVerifier = verifier_line.parse().unwrap();
+    let note = format!("{origin}\n{note}");
+    let (checkpoint, _) = Checkpoint::verify_signed(note.as_bytes(), origin, &verifier).unwrap();
+    assert_eq!(checkpoint.tree.size, 2);
+
+    // The store holds exactly those entries, provably.
+    let ledger = Ledger::open(
+        store::open(Backend::Redb, &dir.path().join("veritrail-data")).unwrap(),
+        origin,
+        veritrail_ledger_signer(&dir.path().join("veritrail-data/log.key")),
+    )
+    .unwrap();
+    for (index, entry) in [&br#"{"event":"prompt_changed"}"#[..], b"from stdin"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(ledger.entry(index as u64).unwrap(), *entry);
+        let proof = ledger.inclusion_proof(index as u64, 2).unwrap();
+        verify_inclusion(&leaf_hash(entry), index as u64, &checkpoint.tree, &proof).unwrap();
+    }
+    drop(ledger);
+
+    let verify = veritrail(dir.path(), &["log", "verify"], None);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(text(&verify.stdout).contains("tree_size 2\n"));
+    assert!(text(&verify.stdout).ends_with("ok\n"));
+}
+
+fn veritrail_ledger_signer(path: &std::path::Path) -> veritrail_ledger::note::NoteSigner {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn log_append_rejects_an_oversized_entry_and_appends_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ok"), b"ok").unwrap();
+    std::fs::write(dir.path().join("big"), vec![b'x'; 65_536]).unwrap();
+    let out = veritrail(dir.path(), &["log", "append", "ok", "big"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("at most 65535"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("hint:"));
+    assert!(
+        !dir.path().join("veritrail-data").exists(),
+        "nothing was created"
+    );
+}
+
+#[test]
+fn log_verify_refuses_a_tampered_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("veritrail-data");
+    let out = veritrail(
+        dir.path(),
+        &["log", "append", "--origin", "x.example/log", "-"],
+        Some(b"one"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    {
+        let store = store::open(Backend::Redb, &data).unwrap();
+        let key = store::TileKey { level: 0, index: 0 };
+        let forged = leaf_hash(b"two").0.to_vec();
+        store
+            .commit(&store::Commit {
+                tiles: vec![(key, forged)],
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    let verify = veritrail(dir.path(), &["log", "verify"], None);
+    assert_eq!(verify.status.code(), Some(2));
+    assert!(
+        text(&verify.stderr).contains("root mismatch"),
+        "{}",
+        text(&verify.stderr)
+    );
+}
