@@ -18,26 +18,10 @@ use veritrail_ledger::note::{KeyName, NoteSigner};
 use veritrail_ledger::proof::verify_consistency;
 use veritrail_ledger::store::{self, Backend};
 
-const ORIGIN: &str = "stress.veritrail.test/log";
+#[path = "support/stress.rs"]
+mod stress;
 
-/// Must match `ledger-stress`: entry `i` is derived from `i` alone.
-fn entry_bytes(index: u64) -> Vec<u8> {
-    let len = (index.wrapping_mul(7919) % 600 + 1) as usize;
-    let tag = index.to_be_bytes();
-    tag.iter()
-        .cycle()
-        .take(len)
-        .enumerate()
-        .map(|(i, t)| t ^ (i as u8))
-        .collect()
-}
-
-fn next(state: &mut u64) -> u64 {
-    *state = state
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *state >> 33
-}
+use stress::{KEY_SEED, ORIGIN, entry_bytes, next};
 
 fn crash_rounds(backend: Backend, name: &str) {
     let rounds: u64 = std::env::var("VERITRAIL_CRASH_ROUNDS")
@@ -58,7 +42,7 @@ fn crash_rounds(backend: Backend, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let signer = NoteSigner::new(
         KeyName::new(ORIGIN).unwrap(),
-        SigningKey::from_bytes(&[7u8; 32]),
+        SigningKey::from_bytes(&KEY_SEED),
     );
     let mut acked_end = 0u64;
     let mut killed_mid_run = 0;

@@ -17,20 +17,10 @@ use veritrail_ledger::Ledger;
 use veritrail_ledger::note::{KeyName, NoteSigner};
 use veritrail_ledger::store::{self, Backend};
 
-/// Origin used by the stress log.
-const ORIGIN: &str = "stress.veritrail.test/log";
+#[path = "../../tests/support/stress.rs"]
+mod stress;
 
-/// The bytes of entry `index`: 1 to 600 bytes derived from the index alone.
-fn entry_bytes(index: u64) -> Vec<u8> {
-    let len = (index.wrapping_mul(7919) % 600 + 1) as usize;
-    let tag = index.to_be_bytes();
-    tag.iter()
-        .cycle()
-        .take(len)
-        .enumerate()
-        .map(|(i, t)| t ^ (i as u8))
-        .collect()
-}
+use stress::{KEY_SEED, ORIGIN, entry_bytes, next};
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
@@ -45,16 +35,13 @@ fn run() -> Result<(), String> {
     // A fixed key so that every run signs with the same log identity.
     let signer = NoteSigner::new(
         KeyName::new(ORIGIN).map_err(|e| e.to_string())?,
-        SigningKey::from_bytes(&[7u8; 32]),
+        SigningKey::from_bytes(&KEY_SEED),
     );
     let store = store::open(backend, std::path::Path::new(dir)).map_err(|e| e.to_string())?;
     let ledger = Ledger::open(store, ORIGIN, signer).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     for batch in 0..max_batches {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let count = (state >> 33) % 64 + 1;
+        let count = next(&mut state) % 64 + 1;
         let first = ledger.tree_head().size;
         let entries: Vec<Vec<u8>> = (first..first + count).map(entry_bytes).collect();
         let appended = ledger.append(&entries).map_err(|e| e.to_string())?;
