@@ -43,6 +43,17 @@ pub struct Appended {
     pub tree: TreeHead,
 }
 
+/// What [`Ledger::audit`] checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// The tree audited.
+    pub tree: TreeHead,
+    /// Entries re-hashed against their leaf hashes.
+    pub entries: u64,
+    /// Full hash tiles re-hashed against the node one tile level up.
+    pub full_tiles: u64,
+}
+
 /// A tile being filled at the right edge of one level (or the rightmost entry bundle).
 #[derive(Clone, Debug, Default)]
 struct Edge {
@@ -359,6 +370,74 @@ impl Ledger {
         Error::SizeOutOfRange { requested, current }
     }
 
+    /// Audits the whole committed tree, O(n): every entry re-hashes to its leaf hash in the
+    /// level-0 tiles, every full hash tile hashes to the node stored for it one tile level up,
+    /// and the root derived from the tiles equals the committed tree head.
+    ///
+    /// [`Ledger::open`] checks only the tiles on the right edge of the tree (O(log n)); a
+    /// tampered tile further left is found here, or by any client whose proof passes through
+    /// it.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the first entry or tile that does not match;
+    /// [`Error::RootMismatch`]; storage errors.
+    pub fn audit(&self) -> Result<AuditReport, Error> {
+        let tree = self.tree_head();
+        let size = tree.size;
+        for bundle_index in 0..size.div_ceil(256) {
+            let width = entry_bundle_width(bundle_index, size).unwrap_or(0);
+            let bundle_bytes = self.entry_bundle(bundle_index, width)?;
+            let entries = bundle::decode_bundle(&bundle_bytes, BUNDLE_ENTRIES)
+                .map_err(|e| Error::corrupted(format!("entry bundle {bundle_index}: {e}")))?;
+            let leaves = self.hash_tile(0, bundle_index, width)?;
+            for (i, (entry, stored)) in entries
+                .iter()
+                .zip(leaves.chunks_exact(HASH_SIZE))
+                .enumerate()
+            {
+                if leaf_hash(entry).as_bytes().as_slice() != stored {
+                    return Err(Error::corrupted(format!(
+                        "entry {} does not hash to its leaf hash in tile 0/{bundle_index}",
+                        bundle_index * 256 + i as u64
+                    )));
+                }
+            }
+        }
+        let mut full_tiles = 0u64;
+        for level in 0u8..7 {
+            let full = (size >> (8 * u32::from(level))) / 256;
+            for parent_index in 0..full.div_ceil(256) {
+                let width = hash_tile_width(level + 1, parent_index, size).unwrap_or(0);
+                let parent = self.hash_tile(level + 1, parent_index, width)?;
+                for (i, stored) in parent.chunks_exact(HASH_SIZE).enumerate() {
+                    let index = parent_index * 256 + i as u64;
+                    let tile = hashes(&self.hash_tile(level, index, 256)?);
+                    let computed = tree::perfect_subtree_root(&tile);
+                    if computed.as_ref().map(Hash::as_bytes).map(|h| h.as_slice()) != Some(stored) {
+                        return Err(Error::corrupted(format!(
+                            "hash tile {level}/{index} does not hash to node {i} of tile {}/{parent_index}",
+                            level + 1
+                        )));
+                    }
+                    full_tiles += 1;
+                }
+            }
+        }
+        let derived = self.root_at(size)?;
+        if derived != tree.root {
+            return Err(Error::RootMismatch {
+                size,
+                recorded: tree.root,
+                derived,
+            });
+        }
+        Ok(AuditReport {
+            tree,
+            entries: size,
+            full_tiles,
+        })
+    }
+
     /// The entry at `index`.
     ///
     /// # Errors
@@ -588,6 +667,14 @@ impl Writer {
     }
 }
 
+/// Splits tile bytes into hashes (a trailing partial hash is ignored).
+fn hashes(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(HASH_SIZE)
+        .filter_map(|c| Hash::try_from_slice(c).ok())
+        .collect()
+}
+
 /// Reads hash tiles from a store for a tree of `size` leaves, caching the last few tiles
 /// (a proof touches the same low tiles several times).
 struct StoreTiles<'a> {
@@ -624,11 +711,7 @@ impl HashTileReader for StoreTiles<'_> {
             }
             .into());
         }
-        let hashes: Vec<Hash> = bytes
-            .chunks_exact(HASH_SIZE)
-            .take(available)
-            .filter_map(|c| Hash::try_from_slice(c).ok())
-            .collect();
+        let hashes: Vec<Hash> = hashes(bytes.get(..available * HASH_SIZE).unwrap_or_default());
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= TILE_CACHE {
             cache.remove(0);

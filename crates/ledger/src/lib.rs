@@ -78,6 +78,6 @@ pub mod store;
 pub use hash::{Hash, HashError, TreeHead, leaf_hash, node_hash};
 
 #[cfg(feature = "storage")]
-pub use engine::{Appended, Ledger, SignedCheckpoint};
+pub use engine::{Appended, AuditReport, Ledger, SignedCheckpoint};
 #[cfg(feature = "storage")]
 pub use error::Error;

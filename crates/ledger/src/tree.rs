@@ -102,20 +102,29 @@ pub fn subtree_hash<R: HashTileReader>(
         got: hashes.len(),
         want: want as usize,
     };
-    let mut row: Vec<Hash> = hashes
+    let row = hashes
         .get(offset as usize..want as usize)
-        .ok_or_else(short)?
-        .to_vec();
-    while row.len() > 1 {
-        row = row
+        .ok_or_else(short)?;
+    Ok(perfect_subtree_root(row).ok_or_else(short)?)
+}
+
+/// The root of the perfect subtree whose bottom row is `row` (a power-of-two number of
+/// hashes, e.g. a full tile), or `None` if `row` is empty or not a power of two long.
+pub fn perfect_subtree_root(row: &[Hash]) -> Option<Hash> {
+    if !row.len().is_power_of_two() {
+        return None;
+    }
+    let mut level = row.to_vec();
+    while level.len() > 1 {
+        level = level
             .chunks_exact(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                _ => unreachable!("chunks_exact(2) yields pairs"),
+            .filter_map(|pair| match pair {
+                [l, r] => Some(node_hash(l, r)),
+                _ => None,
             })
             .collect();
     }
-    Ok(row.first().copied().ok_or_else(short)?)
+    level.first().copied()
 }
 
 /// `MTH(D[start..end])`: the hash of the leaves in `start..end`, where `start` is a multiple
