@@ -7,6 +7,7 @@
 //! Serving, remote appends, proofs and monitoring arrive with the server and client crates.
 
 mod datadir;
+mod serve;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ enum Command {
         #[arg(long, default_value = "veritrail.key")]
         out: PathBuf,
     },
+    /// Run the HTTP server on the embedded store (creates the data directory, key and an
+    /// admin token on first start).
+    Serve(Box<serve::ServeArgs>),
     /// Work directly on a local log's data directory (offline).
     #[command(subcommand)]
     Log(LogCommand),
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keygen { name, out } => keygen(&name, &out),
+        Command::Serve(args) => serve::serve(*args),
         Command::Log(LogCommand::Append { data, files }) => log_append(&data, &files),
         Command::Log(LogCommand::Verify { data }) => log_verify(&data),
     };

@@ -1,6 +1,224 @@
-//! Veritrail HTTP server (`veritrail serve`): the append API with group commit, the C2SP
-//! tlog-tiles read path, JSON proofs and receipts, authentication and operations endpoints.
+//! Veritrail HTTP server (`veritrail serve`).
 //!
-//! Not built yet: this crate is reserved in the workspace so that the ledger core's API is
-//! designed against it. It depends only on `veritrail-ledger`; see `docs/architecture.md`.
+//! - **Writes**: `POST /v1/entries` (one raw entry, or a batch encoded like a C2SP entry
+//!   bundle), answered only once the entries are durable. Concurrent requests share one
+//!   durable commit ([`sequencer`], group commit); a full queue answers 503 with
+//!   `Retry-After`. `?wait=published` waits for a signed checkpoint and returns an inclusion
+//!   proof and an offline-verifiable receipt. `Idempotency-Key` makes retries safe.
+//! - **Publication** ([`publisher`]): a checkpoint after each integrated batch, at most every
+//!   `interval`, at least every `republish`.
+//! - **Reads**: the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`), JSON proofs, entries
+//!   and the checkpoint history.
+//! - **Access** ([`auth`]): bearer tokens with roles; **operations**: `/healthz`, `/readyz`,
+//!   `/metrics` (Prometheus), `/openapi.json`.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`Server::start`] wires the ledger, the
+//! committer thread and the publisher; [`Server::serve`] runs until a shutdown future resolves,
+//! then drains in-flight appends, publishes a final checkpoint and returns.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use veritrail_ledger::note::{KeyName, NoteSigner};
+//! use veritrail_ledger::store::{self, Backend};
+//! use veritrail_ledger::Ledger;
+//! use veritrail_server::{Server, ServerConfig, auth::Auth};
+//!
+//! let signer = NoteSigner::generate(KeyName::new("audit.example.com/log")?)?;
+//! let store = store::open(Backend::Redb, std::path::Path::new("veritrail-data"))?;
+//! let ledger = Arc::new(Ledger::open(store, "audit.example.com/log", signer)?);
+//! let server = Server::start(ledger, ServerConfig::default(), Auth::disabled())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7800").await?;
+//! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod openapi;
+pub mod publisher;
+mod query;
+pub mod routes;
+pub mod sequencer;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+use veritrail_ledger::Ledger;
+
+pub use crate::config::ServerConfig;
+pub use crate::error::ApiError;
+
+use crate::auth::Auth;
+use crate::idempotency::Idempotency;
+use crate::publisher::Published;
+use crate::sequencer::Sequencer;
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct Inner {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// The group-commit queue.
+    pub sequencer: Sequencer,
+    /// The latest published checkpoint.
+    pub published: watch::Receiver<Option<Published>>,
+    /// Access policy.
+    pub auth: Auth,
+    /// Configuration.
+    pub config: ServerConfig,
+    /// Idempotency keys.
+    pub idempotency: Idempotency,
+    /// Prometheus exposition, if a recorder could be installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Installs the process-wide Prometheus recorder once; later calls share it.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let latency = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let sizes = [
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0, 8192.0,
+            ];
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Prefix("veritrail_batch_".into()), &sizes)
+                })
+                .and_then(|b| b.install_recorder())
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .clone()
+}
+
+/// The router for `state`: every route, the body limit, the request timeout and the status
+/// counter.
+pub fn app(state: AppState) -> Router {
+    let body_limit = state.config.limits.max_body_bytes;
+    let timeout = state.config.limits.request_timeout;
+    Router::new()
+        .route("/v1/entries", post(routes::append))
+        .route("/v1/entries/{index}", get(routes::entry))
+        .route("/v1/proof/inclusion", get(routes::inclusion_proof))
+        .route("/v1/proof/consistency", get(routes::consistency_proof))
+        .route("/v1/checkpoints/{size}", get(routes::checkpoint_at))
+        .route("/checkpoint", get(routes::checkpoint))
+        .route("/tile/{*path}", get(routes::tile))
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            routes::request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(routes::count_status))
+        .with_state(state)
+}
+
+/// A running server: the state plus the publisher task.
+#[derive(Debug)]
+pub struct Server {
+    state: AppState,
+    publisher: tokio::task::JoinHandle<()>,
+    stop_publisher: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Starts the committer thread and the publisher (which signs a first checkpoint at once).
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if the committer thread cannot start.
+    pub fn start(ledger: Arc<Ledger>, config: ServerConfig, auth: Auth) -> Result<Self, ApiError> {
+        let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
+        let (published_tx, published_rx) = watch::channel(None);
+        let (stop_publisher, mut stop_rx) = watch::channel(false);
+        let sequencer = Sequencer::start(ledger.clone(), config.batch.clone(), committed_tx)?;
+        let publisher = tokio::spawn(publisher::run(
+            ledger.clone(),
+            committed_rx,
+            published_tx,
+            config.publish.clone(),
+            async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        let idempotency = Idempotency::new(
+            config.limits.idempotency_window,
+            config.limits.idempotency_keys,
+        );
+        let state = AppState(Arc::new(Inner {
+            ledger,
+            sequencer,
+            published: published_rx,
+            auth,
+            config,
+            idempotency,
+            metrics: metrics_handle(),
+        }));
+        Ok(Server {
+            state,
+            publisher,
+            stop_publisher,
+        })
+    }
+
+    /// The handlers' state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting connections, waits for in-flight
+    /// requests, commits everything queued, publishes a final checkpoint and returns.
+    ///
+    /// # Errors
+    /// I/O errors from the listener.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = app(self.state.clone());
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.shutdown().await;
+        served
+    }
+
+    /// Drains the queue, stops the committer and publishes a final checkpoint.
+    pub async fn shutdown(self) {
+        let state = self.state.clone();
+        let _ = tokio::task::spawn_blocking(move || state.sequencer.shutdown()).await;
+        self.stop_publisher.send_replace(true);
+        if let Err(e) = self.publisher.await {
+            tracing::error!(error = %e, "publisher task failed");
+        }
+    }
+}

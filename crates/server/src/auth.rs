@@ -1,0 +1,425 @@
+//! Bearer-token authentication with four roles.
+//!
+//! Tokens live in a TOML file, stored only as SHA-256 hashes:
+//!
+//! ```toml
+//! [[token]]
+//! name = "agent-7"
+//! sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+//! roles = ["append"]
+//! ```
+//!
+//! | role     | grants                                                        |
+//! |----------|---------------------------------------------------------------|
+//! | `append` | `POST /v1/entries`                                            |
+//! | `read`   | entries and entry bundles                                     |
+//! | `audit`  | everything `read` grants, plus the checkpoint history         |
+//! | `admin`  | everything, including `/metrics`                              |
+//!
+//! The checkpoint, hash tiles, proofs, health and the OpenAPI document are public: they reveal
+//! no entry content. Entries and bundles need `read` unless the server runs with
+//! `--public-read`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// Largest token file accepted, in bytes: far above any real list of tokens.
+const MAX_TOKEN_FILE: u64 = 4 << 20;
+
+/// A role a token can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Append entries.
+    Append,
+    /// Read entries and entry bundles.
+    Read,
+    /// Read, plus the checkpoint history.
+    Audit,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    /// The role's name as written in the token file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Append => "append",
+            Role::Read => "read",
+            Role::Audit => "audit",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether holding `self` grants `needed`.
+    pub fn grants(self, needed: Role) -> bool {
+        self == needed || self == Role::Admin || (self == Role::Audit && needed == Role::Read)
+    }
+}
+
+/// One entry of the token file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// A name for logs and errors (never the secret).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the bearer token.
+    pub sha256: String,
+    /// The roles it holds.
+    pub roles: Vec<Role>,
+}
+
+/// The token file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    /// The tokens.
+    #[serde(default)]
+    pub token: Vec<TokenEntry>,
+}
+
+/// A caller that presented a known token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's name.
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<Role>,
+}
+
+/// Errors loading a token file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthFileError {
+    /// The file could not be read.
+    #[error("cannot read token file {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than 4 MiB.
+    #[error("token file {path} is larger than 4 MiB")]
+    TooLarge {
+        /// The path.
+        path: String,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("token file {path} is invalid: {message}")]
+    Invalid {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The server's access policy.
+#[derive(Clone, Debug, Default)]
+pub struct Auth {
+    tokens: HashMap<[u8; 32], Caller>,
+    no_auth: bool,
+    public_read: bool,
+}
+
+/// SHA-256 of a bearer token.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        let pair = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Auth {
+    /// A policy that accepts every request (`--no-auth`).
+    pub fn disabled() -> Self {
+        Auth {
+            no_auth: true,
+            ..Auth::default()
+        }
+    }
+
+    /// A policy from a parsed token file.
+    ///
+    /// # Errors
+    /// A message naming the entry whose hash is not 64 hex digits, or a duplicate hash.
+    pub fn from_file(file: &TokenFile, public_read: bool) -> Result<Self, String> {
+        let mut tokens = HashMap::new();
+        for entry in &file.token {
+            let hash = parse_hex32(&entry.sha256.to_ascii_lowercase())
+                .ok_or_else(|| format!("token {:?}: sha256 must be 64 hex digits", entry.name))?;
+            let caller = Caller {
+                name: entry.name.clone(),
+                roles: entry.roles.clone(),
+            };
+            if tokens.insert(hash, caller).is_some() {
+                return Err(format!(
+                    "token {:?}: the same token hash appears twice",
+                    entry.name
+                ));
+            }
+        }
+        Ok(Auth {
+            tokens,
+            no_auth: false,
+            public_read,
+        })
+    }
+
+    /// Loads a token file.
+    ///
+    /// # Errors
+    /// [`AuthFileError`].
+    pub fn load(path: &Path, public_read: bool) -> Result<Self, AuthFileError> {
+        let shown = path.display().to_string();
+        let size = std::fs::metadata(path)
+            .map_err(|source| AuthFileError::Io {
+                path: shown.clone(),
+                source,
+            })?
+            .len();
+        if size > MAX_TOKEN_FILE {
+            return Err(AuthFileError::TooLarge { path: shown });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        let file: TokenFile = toml::from_str(&text).map_err(|e| AuthFileError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        Auth::from_file(&file, public_read).map_err(|message| AuthFileError::Invalid {
+            path: shown,
+            message,
+        })
+    }
+
+    /// Whether entries and bundles are public.
+    pub fn public_read(&self) -> bool {
+        self.public_read || self.no_auth
+    }
+
+    /// The caller behind the request's bearer token, if a known token was presented.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] for a malformed header or an unknown token.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        let Some(value) = headers.get(AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| deny("malformed_header", ApiError::Unauthorized))?;
+        match self.tokens.get(&token_hash(token)) {
+            Some(caller) => Ok(Some(caller.clone())),
+            None if self.no_auth => Ok(None),
+            None => Err(deny("unknown_token", ApiError::Unauthorized)),
+        }
+    }
+
+    /// Checks that the request may use a route that needs `needed`.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] without a valid token, [`ApiError::Forbidden`] when the
+    /// token lacks the role. Every denial is counted in `veritrail_auth_denied_total`.
+    pub fn require(&self, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
+        if self.no_auth {
+            return Ok(());
+        }
+        match self.caller(headers)? {
+            None => Err(deny("missing_token", ApiError::Unauthorized)),
+            Some(caller) if caller.roles.iter().any(|r| r.grants(needed)) => Ok(()),
+            Some(caller) => Err(deny(
+                "missing_role",
+                ApiError::Forbidden {
+                    token: caller.name,
+                    needed: needed.as_str(),
+                },
+            )),
+        }
+    }
+
+    /// Checks access to entry content: public with `--public-read`, else `read`.
+    ///
+    /// # Errors
+    /// As [`Auth::require`].
+    pub fn require_read(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.public_read() {
+            // A presented token must still be valid: a typo should not pass silently.
+            self.caller(headers).map(|_| ())
+        } else {
+            self.require(headers, Role::Read)
+        }
+    }
+}
+
+fn deny(reason: &'static str, err: ApiError) -> ApiError {
+    metrics::counter!("veritrail_auth_denied_total", "reason" => reason).increment(1);
+    err
+}
+
+/// Generates a new random bearer token: `vt_` and 64 hex digits (256 bits).
+///
+/// # Errors
+/// If the operating system's random source fails.
+pub fn generate_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("vt_{}", hex(&bytes)))
+}
+
+/// The token file entry for `token`.
+pub fn token_entry(name: &str, token: &str, roles: Vec<Role>) -> TokenEntry {
+    TokenEntry {
+        name: name.to_owned(),
+        sha256: hex(&token_hash(token)),
+        roles,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(token: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(t) = token {
+            h.insert(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn policy(public_read: bool) -> Auth {
+        let file = TokenFile {
+            token: vec![
+                token_entry("writer", "w", vec![Role::Append]),
+                token_entry("reader", "r", vec![Role::Read]),
+                token_entry("auditor", "a", vec![Role::Audit]),
+                token_entry("root", "x", vec![Role::Admin]),
+            ],
+        };
+        Auth::from_file(&file, public_read).unwrap()
+    }
+
+    #[test]
+    fn roles_grant_what_the_table_says() {
+        let auth = policy(false);
+        let cases = [
+            ("w", Role::Append, true),
+            ("w", Role::Read, false),
+            ("r", Role::Read, true),
+            ("r", Role::Append, false),
+            ("r", Role::Audit, false),
+            ("a", Role::Read, true),
+            ("a", Role::Audit, true),
+            ("a", Role::Append, false),
+            ("x", Role::Append, true),
+            ("x", Role::Admin, true),
+            ("w", Role::Admin, false),
+        ];
+        for (token, role, ok) in cases {
+            let got = auth.require(&headers(Some(token)), role);
+            assert_eq!(got.is_ok(), ok, "{token} {role:?}");
+            if !ok {
+                assert!(
+                    matches!(got, Err(ApiError::Forbidden { .. })),
+                    "{token} {role:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_unknown_and_malformed_tokens_are_unauthorized() {
+        let auth = policy(false);
+        assert!(matches!(
+            auth.require(&headers(None), Role::Read),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.require(&headers(Some("nope")), Role::Read),
+            Err(ApiError::Unauthorized)
+        ));
+        let mut basic = HeaderMap::new();
+        basic.insert(AUTHORIZATION, HeaderValue::from_static("Basic dTpw"));
+        assert!(matches!(
+            auth.require(&basic, Role::Read),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn public_read_still_rejects_a_bad_token() {
+        let auth = policy(true);
+        assert!(auth.require_read(&headers(None)).is_ok());
+        assert!(auth.require_read(&headers(Some("w"))).is_ok());
+        assert!(matches!(
+            auth.require_read(&headers(Some("nope"))),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            auth.require(&headers(None), Role::Append),
+            Err(ApiError::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn token_files_parse_and_reject_bad_hashes() {
+        let token = generate_token().unwrap();
+        assert!(token.starts_with("vt_") && token.len() == 67);
+        let file = TokenFile {
+            token: vec![token_entry("t", &token, vec![Role::Admin])],
+        };
+        let text = toml::to_string(&file).unwrap();
+        let parsed: TokenFile = toml::from_str(&text).unwrap();
+        let auth = Auth::from_file(&parsed, false).unwrap();
+        assert!(auth.require(&headers(Some(&token)), Role::Admin).is_ok());
+        let bad = TokenFile {
+            token: vec![TokenEntry {
+                name: "b".into(),
+                sha256: "xyz".into(),
+                roles: vec![],
+            }],
+        };
+        assert!(
+            Auth::from_file(&bad, false)
+                .unwrap_err()
+                .contains("64 hex digits")
+        );
+        assert!(
+            toml::from_str::<TokenFile>("[[token]]\nname='a'\nsha256='00'\nroles=['root']")
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! Group commit: concurrent append requests share one durable commit.
+//!
+//! Requests are queued (bounded by entries and bytes; a full queue answers 503 at once, so
+//! memory never grows without bound) and a dedicated committer thread drains the queue into
+//! batches bounded by [`BatchConfig`]: it takes the first waiting request, gathers whatever
+//! else arrives within `max_delay` (or is already waiting), appends the whole batch with one
+//! [`Ledger::append`] — one fsync — and only then answers every request of the batch.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch};
+use veritrail_ledger::{Ledger, TreeHead};
+
+use crate::config::BatchConfig;
+use crate::error::ApiError;
+
+/// What a request gets back once its entries are durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The indices assigned to the request's entries.
+    pub indices: Range<u64>,
+    /// The committed tree head right after the batch that held them.
+    pub tree: TreeHead,
+}
+
+/// A queued request.
+struct Job {
+    entries: Vec<Bytes>,
+    bytes: usize,
+    reply: oneshot::Sender<Result<Committed, ApiError>>,
+}
+
+/// Queue depth and health, shared between submitters and the committer.
+struct Depth {
+    entries: AtomicUsize,
+    bytes: AtomicUsize,
+    /// False after a failed commit, true again after a successful one.
+    healthy: AtomicBool,
+}
+
+impl Default for Depth {
+    fn default() -> Self {
+        Depth {
+            entries: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            healthy: AtomicBool::new(true),
+        }
+    }
+}
+
+/// The group-commit front of the ledger.
+pub struct Sequencer {
+    sender: RwLock<Option<mpsc::Sender<Job>>>,
+    depth: Arc<Depth>,
+    config: BatchConfig,
+    closed: AtomicBool,
+    committer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Sequencer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field(
+                "queued_entries",
+                &self.depth.entries.load(Ordering::Relaxed),
+            )
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sequencer {
+    /// Starts the committer thread. Every committed batch's tree head is sent on `committed`.
+    ///
+    /// # Errors
+    /// [`ApiError::Internal`] if the thread cannot be spawned.
+    pub fn start(
+        ledger: Arc<Ledger>,
+        config: BatchConfig,
+        committed: watch::Sender<TreeHead>,
+    ) -> Result<Self, ApiError> {
+        let (sender, receiver) = mpsc::channel();
+        let depth = Arc::new(Depth::default());
+        let committer = Committer {
+            ledger,
+            config: config.clone(),
+            depth: depth.clone(),
+            committed,
+        };
+        let handle = std::thread::Builder::new()
+            .name("veritrail-committer".into())
+            .spawn(move || committer.run(&receiver))
+            .map_err(|e| ApiError::Internal(format!("cannot start the committer thread: {e}")))?;
+        Ok(Sequencer {
+            sender: RwLock::new(Some(sender)),
+            depth,
+            config,
+            closed: AtomicBool::new(false),
+            committer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Entries currently waiting for a commit.
+    pub fn queued_entries(&self) -> usize {
+        self.depth.entries.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`Sequencer::shutdown`] has begun.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// False while the last commit failed.
+    pub fn is_healthy(&self) -> bool {
+        self.depth.healthy.load(Ordering::Acquire)
+    }
+
+    /// Queues `entries` (already validated) for the next commit and returns a receiver for the
+    /// result, which arrives once they are durable.
+    ///
+    /// # Errors
+    /// [`ApiError::Overloaded`] when the queue is full (nothing is queued);
+    /// [`ApiError::ShuttingDown`] after [`Sequencer::shutdown`] began.
+    pub fn submit(
+        &self,
+        entries: Vec<Bytes>,
+    ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(ApiError::ShuttingDown);
+        }
+        let count = entries.len();
+        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        // Reserve queue room first; undo the reservation if either bound is exceeded.
+        let queued_entries = self.depth.entries.fetch_add(count, Ordering::AcqRel) + count;
+        let queued_bytes = self.depth.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        if queued_entries > self.config.queue_entries || queued_bytes > self.config.queue_bytes {
+            self.depth.release(count, bytes);
+            metrics::counter!("veritrail_append_rejected_total", "reason" => "queue_full")
+                .increment(1);
+            return Err(ApiError::Overloaded { retry_after: 1 });
+        }
+        let (reply, receiver) = oneshot::channel();
+        let job = Job {
+            entries,
+            bytes,
+            reply,
+        };
+        let sent = self
+            .sender
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|sender| sender.send(job).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            self.depth.release(count, bytes);
+            return Err(ApiError::ShuttingDown);
+        }
+        metrics::gauge!("veritrail_append_queue_entries").set(self.queued_entries() as f64);
+        Ok(receiver)
+    }
+
+    /// Stops accepting appends, lets the committer finish every queued batch, and waits for
+    /// it to exit.
+    pub fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        // Dropping the only sender ends the committer once the queue is drained.
+        drop(
+            self.sender
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let handle = self
+            .committer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            tracing::error!("the committer thread panicked");
+        }
+    }
+}
+
+impl Depth {
+    fn release(&self, entries: usize, bytes: usize) {
+        self.entries.fetch_sub(entries, Ordering::AcqRel);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The committer thread's state.
+struct Committer {
+    ledger: Arc<Ledger>,
+    config: BatchConfig,
+    depth: Arc<Depth>,
+    committed: watch::Sender<TreeHead>,
+}
+
+impl Committer {
+    fn run(&self, receiver: &mpsc::Receiver<Job>) {
+        let mut carry: Option<Job> = None;
+        loop {
+            let first = match carry.take() {
+                Some(job) => job,
+                None => match receiver.recv() {
+                    Ok(job) => job,
+                    Err(_) => return, // every sender is gone and the queue is empty
+                },
+            };
+            let (batch, next) = self.gather(first, receiver);
+            carry = next;
+            self.commit(batch);
+        }
+    }
+
+    /// Gathers a batch starting with `first`: whatever is waiting, plus whatever arrives within
+    /// `max_delay`, within the batch bounds. A job that does not fit is returned for the next
+    /// batch (a single job larger than the bounds forms a batch of its own).
+    fn gather(&self, first: Job, receiver: &mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
+        let deadline = Instant::now() + self.config.max_delay;
+        let mut entries = first.entries.len();
+        let mut bytes = first.bytes;
+        let mut batch = vec![first];
+        loop {
+            if entries >= self.config.max_entries || bytes >= self.config.max_bytes {
+                return (batch, None);
+            }
+            let job = match receiver.try_recv() {
+                Ok(job) => job,
+                Err(TryRecvError::Disconnected) => return (batch, None),
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return (batch, None);
+                    }
+                    match receiver.recv_timeout(deadline - now) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                            return (batch, None);
+                        }
+                    }
+                }
+            };
+            if entries + job.entries.len() > self.config.max_entries
+                || bytes + job.bytes > self.config.max_bytes
+            {
+                return (batch, Some(job));
+            }
+            entries += job.entries.len();
+            bytes += job.bytes;
+            batch.push(job);
+        }
+    }
+
+    fn commit(&self, batch: Vec<Job>) {
+        let entries: Vec<&[u8]> = batch
+            .iter()
+            .flat_map(|job| job.entries.iter().map(|e| e.as_ref()))
+            .collect();
+        let bytes: usize = batch.iter().map(|job| job.bytes).sum();
+        let started = Instant::now();
+        let result = self.ledger.append(&entries);
+        let elapsed = started.elapsed();
+        self.depth.release(entries.len(), bytes);
+        metrics::histogram!("veritrail_commit_seconds").record(elapsed.as_secs_f64());
+        metrics::histogram!("veritrail_batch_entries").record(entries.len() as f64);
+        metrics::histogram!("veritrail_batch_requests").record(batch.len() as f64);
+        metrics::gauge!("veritrail_append_queue_entries")
+            .set(self.depth.entries.load(Ordering::Relaxed) as f64);
+        match result {
+            Ok(appended) => {
+                self.depth.healthy.store(true, Ordering::Release);
+                metrics::counter!("veritrail_appended_entries_total")
+                    .increment(entries.len() as u64);
+                metrics::gauge!("veritrail_tree_size").set(appended.tree.size as f64);
+                let mut next = appended.indices.start;
+                for job in batch {
+                    let indices = next..next + job.entries.len() as u64;
+                    next = indices.end;
+                    // A requester that gave up (timeout, disconnect) simply does not listen.
+                    let _ = job.reply.send(Ok(Committed {
+                        indices,
+                        tree: appended.tree,
+                    }));
+                }
+                self.committed.send_replace(appended.tree);
+            }
+            Err(err) => {
+                self.depth.healthy.store(false, Ordering::Release);
+                tracing::error!(error = %err, entries = entries.len(), "commit failed; nothing of the batch was appended");
+                metrics::counter!("veritrail_commit_failures_total").increment(1);
+                let message = err.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(ApiError::Internal(message.clone())));
+                }
+            }
+        }
+        if elapsed > Duration::from_secs(1) {
+            tracing::warn!(?elapsed, "slow durable commit");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! `veritrail serve`: the HTTP server on the embedded store.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use veritrail_server::auth::{Auth, Role, TokenFile, generate_token, token_entry};
+use veritrail_server::config::{BatchConfig, LimitsConfig, PublishConfig};
+use veritrail_server::{Server, ServerConfig};
+
+use crate::CliError;
+use crate::datadir::DataArgs;
+
+/// Token file generated in the data directory on first start.
+const AUTH_FILE: &str = "auth.toml";
+/// The generated admin token, in plain text, readable only by the owner.
+const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Arguments of `veritrail serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Address to listen on. Use port 0 for any free port.
+    #[arg(long, default_value = "127.0.0.1:7800")]
+    listen: SocketAddr,
+    /// Token file (TOML, SHA-256 hashes). Default: `<data>/auth.toml`, created on first start
+    /// with one admin token written to `<data>/admin.token`.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+    /// Accept every request without a token. Local demos and tests only: refused unless
+    /// --listen is a loopback address.
+    #[arg(long)]
+    no_auth: bool,
+    /// Serve entries and entry bundles without a token.
+    #[arg(long)]
+    public_read: bool,
+    /// Most entries in one durable commit.
+    #[arg(long, default_value_t = BatchConfig::default().max_entries)]
+    batch_max_entries: usize,
+    /// Most entry bytes in one durable commit.
+    #[arg(long, default_value_t = BatchConfig::default().max_bytes)]
+    batch_max_bytes: usize,
+    /// Longest an append waits for others to share its commit (e.g. 1ms, 0ms).
+    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    batch_max_delay: Duration,
+    /// Most entries queued for commit; beyond it appends get 503 + Retry-After.
+    #[arg(long, default_value_t = BatchConfig::default().queue_entries)]
+    queue_max_entries: usize,
+    /// Most entry bytes queued for commit.
+    #[arg(long, default_value_t = BatchConfig::default().queue_bytes)]
+    queue_max_bytes: usize,
+    /// Least time between two checkpoints of different sizes.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+    /// Most time between two checkpoints, even of the same size.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    checkpoint_republish: Duration,
+    /// Largest request body in bytes (a batch with its length prefixes).
+    #[arg(long, default_value_t = LimitsConfig::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Longest a request may take, body and `wait=published` included.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    request_timeout: Duration,
+    /// How long an Idempotency-Key is remembered.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    idempotency_window: Duration,
+    /// Log format: text or json.
+    #[arg(long, default_value = "text")]
+    log_format: String,
+}
+
+/// Parses `250ms`, `10s`, `5m` or `24h`.
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 100ms"))?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+fn init_logging(format: &str) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        "text" => builder.try_init(),
+        "json" => builder.json().try_init(),
+        other => {
+            return Err(CliError::Usage {
+                message: format!("unknown log format {other:?}"),
+                hint: "use --log-format text or --log-format json".into(),
+            });
+        }
+    }
+    .map_err(|e| CliError::Usage {
+        message: format!("cannot start logging: {e}"),
+        hint: "report this".into(),
+    })
+}
+
+/// Loads the token policy, creating `<data>/auth.toml` and an admin token on first start.
+fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
+    if args.no_auth {
+        if !args.listen.ip().is_loopback() {
+            return Err(CliError::Usage {
+                message: format!(
+                    "--no-auth is refused on the non-loopback address {}",
+                    args.listen
+                ),
+                hint: "listen on 127.0.0.1 for demos, or configure tokens with --auth".into(),
+            });
+        }
+        eprintln!("warning: --no-auth: every request is accepted without a token");
+        return Ok(Auth::disabled());
+    }
+    let path = args
+        .auth
+        .clone()
+        .unwrap_or_else(|| args.data.data.join(AUTH_FILE));
+    if args.auth.is_none() && !path.exists() {
+        create_admin_token(&args.data.data, &path)?;
+    }
+    Auth::load(&path, args.public_read).map_err(|e| CliError::Usage {
+        message: e.to_string(),
+        hint: "fix the token file (see docs/operations.md) or pass another --auth".into(),
+    })
+}
+
+fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
+    let token = generate_token().map_err(|e| CliError::Generate(e.to_string()))?;
+    let file = TokenFile {
+        token: vec![token_entry("admin", &token, vec![Role::Admin])],
+    };
+    let text = format!(
+        "# Veritrail API tokens: only SHA-256 hashes of the tokens are stored here.\n{}",
+        toml::to_string(&file).map_err(|e| CliError::Generate(e.to_string()))?
+    );
+    let token_path = data.join(ADMIN_TOKEN_FILE);
+    crate::write_private_key(&token_path, &token)?;
+    crate::write_private_key(auth_path, text.trim_end())?;
+    eprintln!(
+        "generated an admin token in {} (mode 0600)",
+        token_path.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
+    init_logging(&args.log_format)?;
+    let ledger = Arc::new(args.data.open()?);
+    let auth = load_auth(&args)?;
+    let config = ServerConfig {
+        batch: BatchConfig {
+            max_entries: args.batch_max_entries.max(1),
+            max_bytes: args.batch_max_bytes.max(1),
+            max_delay: args.batch_max_delay,
+            queue_entries: args.queue_max_entries.max(1),
+            queue_bytes: args.queue_max_bytes.max(1),
+        },
+        publish: PublishConfig {
+            interval: args.checkpoint_interval,
+            republish: args.checkpoint_republish,
+        },
+        limits: LimitsConfig {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: args.request_timeout,
+            idempotency_window: args.idempotency_window,
+            ..LimitsConfig::default()
+        },
+        public_read: args.public_read,
+        no_auth: args.no_auth,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage {
+            message: format!("cannot start the runtime: {e}"),
+            hint: "report this".into(),
+        })?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| CliError::Usage {
+                message: format!("cannot listen on {}: {e}", args.listen),
+                hint: "pick another --listen address or stop whatever uses that port".into(),
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| CliError::Generate(e.to_string()))?;
+        let origin = ledger.origin().to_owned();
+        let verifier = ledger.verifier().to_string();
+        let tree = ledger.tree_head();
+        let server =
+            Server::start(ledger, config, auth).map_err(|e| CliError::Generate(e.to_string()))?;
+        println!("veritrail listening on http://{local}");
+        println!("origin: {origin}");
+        println!("verifier key: {verifier}");
+        println!("tree size: {}", tree.size);
+        tracing::info!(%local, %origin, size = tree.size, "serving");
+        server
+            .serve(listener, shutdown_signal())
+            .await
+            .map_err(|e| CliError::Usage {
+                message: format!("server failed: {e}"),
+                hint: "see the log above".into(),
+            })?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight appends");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+}
