@@ -39,7 +39,8 @@ fn crash_rounds(backend: Backend, name: &str) {
         });
     eprintln!("{name}: {rounds} rounds, VERITRAIL_CRASH_SEED={seed}");
     let mut state = seed;
-    let dir = tempfile::tempdir().unwrap();
+    // Kept on failure for inspection; removed at the end of a passing run.
+    let dir = tempfile::tempdir().unwrap().keep();
     let signer = NoteSigner::new(
         KeyName::new(ORIGIN).unwrap(),
         SigningKey::from_bytes(&KEY_SEED),
@@ -48,11 +49,7 @@ fn crash_rounds(backend: Backend, name: &str) {
     let mut killed_mid_run = 0;
     for round in 0..rounds {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ledger-stress"))
-            .args([
-                name,
-                dir.path().to_str().unwrap(),
-                &next(&mut state).to_string(),
-            ])
+            .args([name, dir.to_str().unwrap(), &next(&mut state).to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -84,7 +81,12 @@ fn crash_rounds(backend: Backend, name: &str) {
         }
 
         // Reopen: this re-derives the root from the tiles and checks the last checkpoint.
-        let store = store::open(backend, dir.path()).unwrap();
+        let store = store::open(backend, &dir).unwrap_or_else(|e| {
+            panic!(
+                "round {round}: the {name} store does not reopen after SIGKILL: {e} (kept at {})",
+                dir.display()
+            )
+        });
         let ledger = Ledger::open(store, ORIGIN, signer.clone())
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
         let tree = ledger.tree_head();
@@ -126,6 +128,7 @@ fn crash_rounds(backend: Backend, name: &str) {
         "only {killed_mid_run} of {rounds} kills hit a running writer"
     );
     eprintln!("{name}: {acked_end} acknowledged entries survived {rounds} SIGKILLs");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

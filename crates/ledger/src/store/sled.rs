@@ -46,11 +46,24 @@ impl SledStore {
     /// sled releases its file lock from a background thread after the last handle is dropped,
     /// so a store reopened right after closing (a restart, a test) may briefly find it held:
     /// opening retries for up to [`LOCK_WAIT`](super::SLED_LOCK_WAIT) before giving up.
+    ///
+    /// sled 0.34.7 cannot reopen a database whose process was killed while it wrote a
+    /// snapshot: recovery reads the incomplete temporary `snap.*.generating` file instead of
+    /// the last complete snapshot and reports corruption (upstream issues #1527, #1509). sled
+    /// renames that file into place only once it is complete and synced, so a leftover one is
+    /// never authoritative: on a corruption error, `open` removes such leftovers and retries
+    /// once. Any other corruption is reported as [`Error::Storage`].
     pub fn open(path: &Path) -> Result<Self, Error> {
         let deadline = Instant::now() + LOCK_WAIT;
+        let mut cleaned = false;
         loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => return Ok(SledStore { db }),
+                Err(sled::Error::Corruption { .. })
+                    if !cleaned && remove_partial_snapshots(path)? =>
+                {
+                    cleaned = true;
+                }
                 // sled 0.34 reports a held lock only as an `Other` I/O error with this text.
                 Err(sled::Error::Io(e))
                     if e.to_string().contains("could not acquire lock")
@@ -78,6 +91,26 @@ impl SledStore {
         self.db.flush().map_err(|e| Error::storage(context, e))?;
         Ok(())
     }
+}
+
+/// Removes `snap.*.generating` files left by a process killed mid-snapshot; returns whether
+/// there were any.
+fn remove_partial_snapshots(path: &Path) -> Result<bool, Error> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(_) => return Ok(false),
+    };
+    let mut removed = false;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::storage("remove a partial sled snapshot", e))?;
+            removed = true;
+        }
+    }
+    Ok(removed)
 }
 
 impl Store for SledStore {
@@ -166,6 +199,21 @@ impl Store for SledStore {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopens_after_a_kill_during_snapshot_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            store.put_meta("origin", b"o").unwrap();
+        }
+        // What a SIGKILL while sled writes a snapshot leaves behind (sled issue #1527).
+        std::fs::write(path.join("snap.FFFFFFFFFFFFFFFF.generating"), b"").unwrap();
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(store.meta("origin").unwrap(), Some(b"o".to_vec()));
+        assert!(!path.join("snap.FFFFFFFFFFFFFFFF.generating").exists());
+    }
 
     #[test]
     fn passes_the_store_suite() {
