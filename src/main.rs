@@ -6,6 +6,7 @@
 //!
 //! Serving, remote appends, proofs and monitoring arrive with the server and client crates.
 
+mod bench;
 mod datadir;
 mod serve;
 
@@ -48,6 +49,9 @@ enum Command {
     /// Work directly on a local log's data directory (offline).
     #[command(subcommand)]
     Log(LogCommand),
+    /// Load generators: measure durable appends over HTTP or in-process.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(*args),
         Command::Log(LogCommand::Append { data, files }) => log_append(&data, &files),
         Command::Log(LogCommand::Verify { data }) => log_verify(&data),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

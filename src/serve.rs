@@ -43,7 +43,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = BatchConfig::default().max_bytes)]
     batch_max_bytes: usize,
     /// Longest an append waits for others to share its commit (e.g. 1ms, 0ms).
-    #[arg(long, default_value = "1ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     batch_max_delay: Duration,
     /// Most entries queued for commit; beyond it appends get 503 + Retry-After.
     #[arg(long, default_value_t = BatchConfig::default().queue_entries)]
@@ -117,15 +117,7 @@ fn init_logging(format: &str) -> Result<(), CliError> {
 /// Loads the token policy, creating `<data>/auth.toml` and an admin token on first start.
 fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
     if args.no_auth {
-        if !args.listen.ip().is_loopback() {
-            return Err(CliError::Usage {
-                message: format!(
-                    "--no-auth is refused on the non-loopback address {}",
-                    args.listen
-                ),
-                hint: "listen on 127.0.0.1 for demos, or configure tokens with --auth".into(),
-            });
-        }
+        // serve() refused --no-auth off loopback before anything was created.
         eprintln!("warning: --no-auth: every request is accepted without a token");
         return Ok(Auth::disabled());
     }
@@ -152,6 +144,12 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
         toml::to_string(&file).map_err(|e| CliError::Generate(e.to_string()))?
     );
     let token_path = data.join(ADMIN_TOKEN_FILE);
+    if token_path.exists() {
+        return Err(CliError::Usage {
+            message: format!("{} exists but {} is missing", token_path.display(), auth_path.display()),
+            hint: "restore the token file, or move the old admin.token away so a new admin token is generated".into(),
+        });
+    }
     crate::write_private_key(&token_path, &token)?;
     crate::write_private_key(auth_path, text.trim_end())?;
     eprintln!(
@@ -163,8 +161,6 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
 
 pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
     init_logging(&args.log_format)?;
-    let ledger = Arc::new(args.data.open()?);
-    let auth = load_auth(&args)?;
     let config = ServerConfig {
         batch: BatchConfig {
             max_entries: args.batch_max_entries.max(1),
@@ -193,6 +189,15 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
             message: format!("cannot start the runtime: {e}"),
             hint: "report this".into(),
         })?;
+    if args.no_auth && !args.listen.ip().is_loopback() {
+        return Err(CliError::Usage {
+            message: format!(
+                "--no-auth is refused on the non-loopback address {}",
+                args.listen
+            ),
+            hint: "listen on 127.0.0.1 for demos, or configure tokens with --auth".into(),
+        });
+    }
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -203,6 +208,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         let local = listener
             .local_addr()
             .map_err(|e| CliError::Generate(e.to_string()))?;
+        // Only once the address is ours: create or open the store, key and tokens.
+        let ledger = Arc::new(args.data.open()?);
+        let auth = load_auth(&args)?;
         let origin = ledger.origin().to_owned();
         let verifier = ledger.verifier().to_string();
         let tree = ledger.tree_head();

@@ -24,7 +24,7 @@ impl Default for BatchConfig {
         BatchConfig {
             max_entries: 8192,
             max_bytes: 8 << 20,
-            max_delay: Duration::from_millis(1),
+            max_delay: Duration::ZERO,
             queue_entries: 65_536,
             queue_bytes: 64 << 20,
         }

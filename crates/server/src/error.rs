@@ -58,8 +58,11 @@ pub enum ApiError {
         /// Current tree size.
         current: u64,
     },
+    /// The path exists but does not take the request's method.
+    #[error("method not allowed here; the Allow header lists the methods this path takes")]
+    MethodNotAllowed,
     /// An `Idempotency-Key` was reused with a different body.
-    #[error("Idempotency-Key {0:?} was already used with a different request body")]
+    #[error("Idempotency-Key {0:?} was already used for different entries")]
     IdempotencyConflict(String),
     /// The body is larger than the limit.
     #[error("request body exceeds {limit} bytes")]
@@ -101,6 +104,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::IndexOutOfRange { .. } | ApiError::SizeOutOfRange { .. } => {
@@ -121,6 +125,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::IndexOutOfRange { .. } => "index_out_of_range",
             ApiError::SizeOutOfRange { .. } => "size_out_of_range",
             ApiError::IdempotencyConflict(_) => "idempotency_conflict",
@@ -184,6 +189,12 @@ impl IntoResponse for ApiError {
             && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            // RFC 9110 section 15.5.2: a 401 names the scheme to authenticate with.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if matches!(self, ApiError::ShuttingDown) {
             response

@@ -1,4 +1,4 @@
-//! `Idempotency-Key`: a retried append with the same key and the same body gets the original
+//! `Idempotency-Key`: a retried append with the same key and the same entries gets the original
 //! indices instead of appending twice.
 //!
 //! Keys are remembered in memory for a configurable window and up to a configurable count
@@ -147,7 +147,21 @@ impl Idempotency {
         body: &[u8],
         timeout: Duration,
     ) -> Result<Claim, ApiError> {
-        let digest: [u8; 32] = Sha256::digest(body).into();
+        self.claim_fingerprint(key, Sha256::digest(body).into(), timeout)
+            .await
+    }
+
+    /// As [`Idempotency::claim`], for a request identified by `digest`: a SHA-256 of whatever
+    /// makes two requests the same (for appends, the entries, not the encoding of the body).
+    ///
+    /// # Errors
+    /// As [`Idempotency::claim`].
+    pub async fn claim_fingerprint(
+        &self,
+        key: String,
+        digest: [u8; 32],
+        timeout: Duration,
+    ) -> Result<Claim, ApiError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut waiting = {

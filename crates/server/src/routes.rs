@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use veritrail_ledger::bundle::{MAX_ENTRY_SIZE, decode_bundle};
 use veritrail_ledger::note::Note;
 use veritrail_ledger::receipt::Receipt;
@@ -71,20 +72,35 @@ pub struct AppendedEntry {
     pub receipt: Option<String>,
 }
 
-/// Splits a request body into validated entries.
-fn parse_entries(
-    headers: &HeaderMap,
-    body: &Bytes,
-    max_batch: usize,
-) -> Result<Vec<Bytes>, ApiError> {
-    let batch = headers
+/// Whether the request's media type (parameters aside, case-insensitively) is
+/// [`BATCH_CONTENT_TYPE`]. Decides both how the body is split and the shape of the answer.
+fn is_batch(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(';')
                 .next()
                 .is_some_and(|t| t.trim().eq_ignore_ascii_case(BATCH_CONTENT_TYPE))
-        });
+        })
+}
+
+/// What an `Idempotency-Key` is bound to: the entries, each with its length, as a batch
+/// encodes them. A raw entry and a batch of that one entry are the same request; the same
+/// bytes read as a raw entry and as a batch are not.
+fn fingerprint(entries: &[Bytes]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for entry in entries {
+        // `parse_entries` admits only entries of 1 to 65535 bytes: the length always fits.
+        let len = u16::try_from(entry.len()).unwrap_or(u16::MAX);
+        hasher.update(len.to_be_bytes());
+        hasher.update(entry);
+    }
+    hasher.finalize().into()
+}
+
+/// Splits a request body into validated entries.
+fn parse_entries(body: &Bytes, batch: bool, max_batch: usize) -> Result<Vec<Bytes>, ApiError> {
     if !batch {
         if body.is_empty() {
             return Err(ApiError::InvalidEntry(
@@ -101,9 +117,9 @@ fn parse_entries(
     let entries = decode_bundle(body, max_batch)
         .map_err(|e| ApiError::InvalidEntry(format!("malformed batch: {e}")))?;
     if entries.is_empty() {
-        return Err(ApiError::InvalidEntry(
-            "empty batch: send 1 to 4096 entries".into(),
-        ));
+        return Err(ApiError::InvalidEntry(format!(
+            "empty batch: send 1 to {max_batch} entries"
+        )));
     }
     if let Some(position) = entries.iter().position(|e| e.is_empty()) {
         return Err(ApiError::InvalidEntry(format!(
@@ -114,14 +130,81 @@ fn parse_entries(
     Ok(entries.iter().map(|e| body.slice_ref(e)).collect())
 }
 
+/// Extractor that admits only callers with the `append` role. It runs before the body is
+/// read, so an unauthorised client cannot make the server buffer a large body.
+pub(crate) struct Appender;
+
+impl axum::extract::FromRequestParts<AppState> for Appender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        state
+            .auth
+            .require(&parts.headers, Role::Append)
+            .map(|()| Appender)
+    }
+}
+
 /// `POST /v1/entries[?wait=published]`
+#[utoipa::path(
+    post,
+    path = "/v1/entries",
+    tag = "append",
+    summary = "Append one entry or a batch, answered once durable",
+    description = "Concurrent requests share one durable commit (group commit). With \
+`Content-Type: application/x-veritrail-entries` the body is a batch encoded like a C2SP entry \
+bundle: each entry prefixed by its length as a big-endian u16, 1 to 4096 entries of 1 to 65535 \
+bytes, answered with an array. Any other content type (use `application/octet-stream`) is one \
+raw entry of 1 to 65535 bytes, answered with one object. Role: `append`.",
+    params(
+        ("wait" = Option<String>, Query, example = "published",
+            description = "`published`: also wait for a signed checkpoint covering the entries \
+and return it with an inclusion proof and a `c2sp.org/tlog-proof@v1` receipt per entry"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters. A retry with the same key and \
+entries gets the original indices instead of appending again; remembered in memory for \
+`--idempotency-window` (default 24h), not across restarts"),
+    ),
+    request_body(
+        description = "One raw entry, or a batch of length-prefixed entries",
+        content(
+            (crate::openapi::Binary = "application/octet-stream"),
+            (crate::openapi::Binary = "application/x-veritrail-entries"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Durable: an object for a raw entry, an array (one \
+element per entry, in order) for a batch", body = crate::openapi::AppendResponse),
+        (status = 400, description = "`invalid_parameter` (`wait`, `Idempotency-Key`, unknown \
+query parameter) or `invalid_entry` (empty entry, malformed or empty batch, more than 4096 \
+entries)", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: the token lacks the role", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: not durable, or with `wait=published` not \
+published, within `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 409, description = "`idempotency_conflict`: the key was used with other \
+entries", body = crate::openapi::ErrorResponse),
+        (status = 413, description = "`payload_too_large`: body above `--max-body-bytes`, or a \
+raw entry above 65535 bytes", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: the commit failed; nothing of the batch was \
+appended", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "`overloaded` (the append queue is full) or \
+`shutting_down`; nothing was appended", body = crate::openapi::ErrorResponse,
+            headers(("Retry-After" = u64, description = "Seconds to wait: 1 when overloaded, \
+5 when shutting down"))),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn append(
     State(state): State<AppState>,
+    _appender: Appender,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Append)?;
     let params = Params::parse(query.as_deref(), &["wait"])?;
     let wait_published = match params.text("wait") {
         None => false,
@@ -139,17 +222,20 @@ pub(crate) async fn append(
         },
         _ => ApiError::InvalidEntry(format!("cannot read the body: {e}")),
     })?;
-    let batch = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(BATCH_CONTENT_TYPE.as_bytes()));
-    let entries = parse_entries(&headers, &body, state.config.limits.max_batch_entries)?;
+    let batch = is_batch(&headers);
+    let entries = parse_entries(&body, batch, state.config.limits.max_batch_entries)?;
     let timeout = state.config.limits.request_timeout;
 
     let ticket = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
             let key = validate_key(value.as_bytes())?;
-            match state.idempotency.claim(key, &body, timeout).await? {
+            let digest = fingerprint(&entries);
+            match state
+                .idempotency
+                .claim_fingerprint(key, digest, timeout)
+                .await?
+            {
                 Claim::Fresh(ticket) => Some(ticket),
                 Claim::Replay(indices) => {
                     metrics::counter!("veritrail_append_replayed_total").increment(1);
@@ -158,28 +244,36 @@ pub(crate) async fn append(
             }
         }
     };
-    let receiver = state.sequencer.submit(entries.clone());
-    let committed = match receiver {
-        Ok(receiver) => receiver
-            .await
-            .map_err(|_| ApiError::Internal("the committer stopped before answering".into()))
-            .and_then(|r| r),
-        Err(e) => Err(e),
-    };
-    match committed {
-        Ok(committed) => {
-            if let Some(ticket) = ticket {
-                ticket.finish(&state.idempotency, Some(committed.indices.clone()));
-            }
-            respond(&state, committed.indices, &entries, batch, wait_published).await
-        }
+    let receiver = match state.sequencer.submit(entries.clone()) {
+        Ok(receiver) => receiver,
         Err(err) => {
             if let Some(ticket) = ticket {
                 ticket.finish(&state.idempotency, None);
             }
-            Err(err)
+            return Err(err);
         }
-    }
+    };
+    // Record the outcome for the idempotency key in a task of its own: if this request is
+    // dropped (client gone, timeout) after its entries were queued, they may still be
+    // committed, and a retry must get those indices rather than append again.
+    let recorder = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let committed = receiver
+                .await
+                .map_err(|_| ApiError::Internal("the committer stopped before answering".into()))
+                .and_then(|r| r);
+            if let Some(ticket) = ticket {
+                let indices = committed.as_ref().ok().map(|c| c.indices.clone());
+                ticket.finish(&state.idempotency, indices);
+            }
+            committed
+        })
+    };
+    let committed = recorder
+        .await
+        .map_err(|e| ApiError::Internal(format!("append task failed: {e}")))??;
+    respond(&state, committed.indices, &entries, batch, wait_published).await
 }
 
 /// Builds the append response for entries committed at `indices`.
@@ -244,6 +338,21 @@ async fn respond(
 }
 
 /// `GET /checkpoint`
+#[utoipa::path(
+    get,
+    path = "/checkpoint",
+    tag = "tlog-tiles",
+    summary = "The latest signed checkpoint (C2SP tlog-checkpoint note)",
+    description = "`<origin>\\n<tree size>\\n<base64 root>\\n\\n— <key name> <signature>\\n`. \
+`Cache-Control: public, max-age=1`. Public.",
+    responses(
+        (status = 200, description = "The signed note", body = String,
+            content_type = "text/plain; charset=utf-8"),
+        (status = 404, description = "`not_found`: no checkpoint has been published yet", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    )
+)]
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
     let published = latest(&state)?;
     Ok((
@@ -263,11 +372,39 @@ pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`
+#[utoipa::path(
+    get,
+    path = "/tile/{path}",
+    tag = "tlog-tiles",
+    summary = "A hash tile or an entry bundle (C2SP tlog-tiles v0.1.0)",
+    description = "Hash tiles `tile/<L>/<N>[.p/<W>]` are public; entry bundles \
+`tile/entries/<N>[.p/<W>]` need `read` unless the server runs with `--public-read`. Full tiles \
+are served `Cache-Control: public, max-age=31536000, immutable`, partial ones \
+`public, max-age=60`.",
+    params(
+        ("path" = String, Path, example = "0/x001/x234/067.p/5",
+            description = "The tile path after `/tile/` (its `/` are not percent-encoded): \
+`<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, N in 3-digit groups with `x` prefixes"),
+    ),
+    responses(
+        (status = 200, description = "Hash tile: W (or 256) 32-byte hashes. Entry bundle: W \
+(or 256) entries, each prefixed by its length as a big-endian u16", body = crate::openapi::Binary,
+            content_type = "application/octet-stream"),
+        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: the token lacks the role", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: not a canonical tile path, or beyond the \
+committed tree", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    ),
+    security((), ("bearer" = []))
+)]
 pub(crate) async fn tile(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(path) = path.map_err(|e| ApiError::NotFound(format!("not a tile path: {e}")))?;
     let tile = TileId::from_path(&format!("tile/{path}"))
         .map_err(|e| ApiError::NotFound(format!("not a tile path: tile/{path}: {e}")))?;
     if tile.kind() == TileKind::Entries {
@@ -311,6 +448,31 @@ pub struct InclusionProofResponse {
 }
 
 /// `GET /v1/proof/inclusion?index=<i>&size=<n>` or `?leaf_hash=<b64>&size=<n>`
+#[utoipa::path(
+    get,
+    path = "/v1/proof/inclusion",
+    tag = "proofs",
+    summary = "Inclusion proof of a leaf, by index or by leaf hash (RFC 9162 2.1.3)",
+    description = "Give exactly one of `index` and `leaf_hash`. Public.",
+    params(
+        ("index" = Option<u64>, Query, description = "Leaf index (canonical decimal)"),
+        ("leaf_hash" = Option<String>, Query, description = "Leaf hash, standard base64 (`+` \
+may be sent literally or as `%2B`); the first leaf with that hash is used"),
+        ("size" = Option<u64>, Query, description = "Tree size to prove against; default: the \
+latest published checkpoint's size"),
+    ),
+    responses(
+        (status = 200, description = "The audit path, leaf's sibling first", body = InclusionProofResponse),
+        (status = 400, description = "`invalid_parameter`: not exactly one of index and \
+leaf_hash, a non-canonical number, a bad hash, an unknown parameter", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no leaf with that hash in the tree of that \
+size, or no `size` given and no checkpoint published yet", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "`index_out_of_range` (index >= size) or \
+`size_out_of_range` (size beyond the committed tree)", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    )
+)]
 pub(crate) async fn inclusion_proof(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -354,6 +516,28 @@ pub struct ConsistencyProofResponse {
 }
 
 /// `GET /v1/proof/consistency?old=<m>&size=<n>`
+#[utoipa::path(
+    get,
+    path = "/v1/proof/consistency",
+    tag = "proofs",
+    summary = "Consistency proof between two tree sizes (RFC 9162 2.1.4)",
+    description = "From `old` to `size` (0 < old <= size); empty when old == size. Public.",
+    params(
+        ("old" = u64, Query, description = "The old tree size (required, at least 1)"),
+        ("size" = Option<u64>, Query, description = "The new tree size; default: the latest \
+published checkpoint's size"),
+    ),
+    responses(
+        (status = 200, description = "The proof", body = ConsistencyProofResponse),
+        (status = 400, description = "`invalid_parameter`: `old` missing, 0 or larger than \
+`size`, a non-canonical number, an unknown parameter", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no `size` given and no checkpoint \
+published yet", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 422, description = "`size_out_of_range`: size beyond the committed tree", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    )
+)]
 pub(crate) async fn consistency_proof(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
@@ -398,15 +582,45 @@ pub struct EntryWithProof {
 }
 
 /// `GET /v1/entries/<index>[?proof=1]`
+#[utoipa::path(
+    get,
+    path = "/v1/entries/{index}",
+    tag = "proofs",
+    summary = "One entry: its bytes, or with `proof=1` JSON with an inclusion proof",
+    description = "Without `proof` the raw entry bytes of any committed entry. With `proof=1` \
+the entry (base64), its leaf hash, the latest signed checkpoint and the inclusion proof \
+against it; the entry must be covered by that checkpoint. Role: `read` (or `audit`, `admin`), \
+or none with `--public-read`.",
+    params(
+        ("index" = u64, Path, description = "Leaf index (canonical decimal)"),
+        ("proof" = Option<bool>, Query, description = "`1`/`true` (or empty) for JSON with a \
+proof; `0`/`false` for the raw bytes"),
+    ),
+    responses(
+        (status = 200, description = "The entry", content(
+            (crate::openapi::Binary = "application/octet-stream"),
+            (EntryWithProof = "application/json"),
+        )),
+        (status = 400, description = "`invalid_parameter`: a non-canonical index, a bad \
+`proof` value, an unknown parameter", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: the token lacks the role", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no such entry, or (with `proof`) not covered \
+by the latest checkpoint yet or none published", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    ),
+    security((), ("bearer" = []))
+)]
 pub(crate) async fn entry(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(index): Path<String>,
+    index: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     state.auth.require_read(&headers)?;
     let params = Params::parse(query.as_deref(), &["proof"])?;
-    let index = parse_u64("index", &index)?;
+    let index = parse_u64("index", &path_text("index", index)?)?;
     let not_found = |e: ApiError| match e {
         ApiError::IndexOutOfRange { index, size } => {
             ApiError::NotFound(format!("no entry {index}: the log has {size} entries"))
@@ -449,13 +663,35 @@ pub(crate) async fn entry(
 }
 
 /// `GET /v1/checkpoints/<size>`
+#[utoipa::path(
+    get,
+    path = "/v1/checkpoints/{size}",
+    tag = "proofs",
+    summary = "The signed checkpoint of a given tree size, from the history",
+    description = "Every checkpoint the log signed is kept, keyed by size; not every size has \
+one. Served `Cache-Control: public, max-age=31536000, immutable`. Role: `audit` or `admin`.",
+    params(
+        ("size" = u64, Path, description = "Tree size (canonical decimal)"),
+    ),
+    responses(
+        (status = 200, description = "The signed note", body = String,
+            content_type = "text/plain; charset=utf-8"),
+        (status = 400, description = "`invalid_parameter`: a non-canonical size", body = crate::openapi::ErrorResponse),
+        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: the token lacks the role", body = crate::openapi::ErrorResponse),
+        (status = 404, description = "`not_found`: no checkpoint of that size was signed", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 500, description = "`internal`: detail in the server log", body = crate::openapi::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn checkpoint_at(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(size): Path<String>,
+    size: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     state.auth.require(&headers, Role::Audit)?;
-    let size = parse_u64("size", &size)?;
+    let size = parse_u64("size", &path_text("size", size)?)?;
     let note = blocking(&state, move |l| l.checkpoint(size))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no checkpoint of size {size} was published")))?;
@@ -489,6 +725,16 @@ pub struct Health {
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up",
+    description = "Always `{\"status\":\"ok\"}`. Public.",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+    )
+)]
 pub(crate) async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -499,6 +745,20 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 /// `GET /readyz`: the store is open and writable and a checkpoint is published.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the store answers, a checkpoint is published, the last commit worked",
+    description = "Public.",
+    responses(
+        (status = 200, description = "`ready`, with the committed and published tree sizes", body = Health),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+        (status = 503, description = "`unavailable`, with a `reason`: the store is not \
+readable, no checkpoint is published yet, the server is shutting down, or the last commit \
+failed", body = Health),
+    )
+)]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let probe = blocking(&state, |l| l.store().meta("origin")).await;
     let published = state.published.borrow().as_ref().map(Published::size);
@@ -532,6 +792,21 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics` (admin): Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    description = "Role: `admin`.",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = crate::openapi::ErrorResponse),
+        (status = 403, description = "`forbidden`: the token lacks the role", body = crate::openapi::ErrorResponse),
+        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = crate::openapi::ErrorResponse),
+    ),
+    security(("bearer" = []))
+)]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -558,6 +833,21 @@ pub(crate) async fn metrics(
         text,
     )
         .into_response())
+}
+
+/// A path parameter's text; a segment that does not percent-decode to UTF-8 is a parameter
+/// error (axum's own rejection is plain text, not the JSON error every endpoint answers).
+fn path_text(
+    name: &'static str,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<String, ApiError> {
+    path.map(|Path(text)| text)
+        .map_err(|e| ApiError::param(name, e.body_text()))
+}
+
+/// Fallback for a known path with a method it does not take (axum adds `Allow`).
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Fallback for unknown paths.

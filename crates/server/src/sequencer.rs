@@ -136,6 +136,18 @@ impl Sequencer {
         }
         let count = entries.len();
         let bytes: usize = entries.iter().map(Bytes::len).sum();
+        // A request larger than the whole queue could never be accepted: say so, not "retry".
+        if bytes > self.config.queue_bytes {
+            return Err(ApiError::PayloadTooLarge {
+                limit: self.config.queue_bytes,
+            });
+        }
+        if count > self.config.queue_entries {
+            return Err(ApiError::InvalidEntry(format!(
+                "a batch of {count} entries can never fit the append queue ({} entries); split it",
+                self.config.queue_entries
+            )));
+        }
         // Reserve queue room first; undo the reservation if either bound is exceeded.
         let queued_entries = self.depth.entries.fetch_add(count, Ordering::AcqRel) + count;
         let queued_bytes = self.depth.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
