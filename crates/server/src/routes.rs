@@ -29,6 +29,23 @@ use crate::query::{Params, parse_u64};
 pub const BATCH_CONTENT_TYPE: &str = "application/x-veritrail-entries";
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+const TEXT: &str = "text/plain; charset=utf-8";
+const BINARY: &str = "application/octet-stream";
+
+/// A non-JSON response with its content type and, optionally, a cache policy.
+fn typed(
+    content_type: &'static str,
+    cache: Option<&'static str>,
+    body: impl Into<Body>,
+) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(cache) = cache {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    response
+}
 
 /// Runs a ledger call on the blocking pool (proofs hash and read tiles from disk).
 async fn blocking<T: Send + 'static>(
@@ -355,20 +372,11 @@ async fn respond(
 )]
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
     let published = latest(&state)?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=1"),
-            ),
-        ],
-        Body::from(published.checkpoint.note.clone()),
-    )
-        .into_response())
+    Ok(typed(
+        TEXT,
+        Some("public, max-age=1"),
+        published.checkpoint.note.clone(),
+    ))
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`
@@ -423,17 +431,7 @@ pub(crate) async fn tile(
     } else {
         "public, max-age=60"
     };
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(typed(BINARY, Some(cache), bytes))
 }
 
 /// An inclusion proof, as returned by `GET /v1/proof/inclusion`.
@@ -631,14 +629,7 @@ pub(crate) async fn entry(
         let bytes = blocking(&state, move |l| l.entry(index))
             .await
             .map_err(not_found)?;
-        return Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            )],
-            bytes,
-        )
-            .into_response());
+        return Ok(typed(BINARY, None, bytes));
     }
     let published = latest(&state)?;
     let size = published.size();
@@ -695,17 +686,7 @@ pub(crate) async fn checkpoint_at(
     let note = blocking(&state, move |l| l.checkpoint(size))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no checkpoint of size {size} was published")))?;
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-        ],
-        note,
-    )
-        .into_response())
+    Ok(typed(TEXT, Some(IMMUTABLE), note))
 }
 
 /// Health status.
@@ -825,14 +806,7 @@ pub(crate) async fn metrics(
         .as_ref()
         .map(|h| h.render())
         .unwrap_or_default();
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4"),
-        )],
-        text,
-    )
-        .into_response())
+    Ok(typed("text/plain; version=0.0.4", None, text))
 }
 
 /// A path parameter's text; a segment that does not percent-decode to UTF-8 is a parameter
