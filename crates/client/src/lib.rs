@@ -1,13 +1,72 @@
-//! Veritrail verifying client: trusted state per log, proof and signature checks, the monitor
-//! and split-view evidence.
+//! Veritrail verifying client: talks to a Veritrail log (or any C2SP tlog-tiles log, for
+//! reading) and trusts nothing it says.
 //!
-//! In progress (issue 4). Available now: [`state`], a verifier holding trusted state per log
-//! that accepts a new checkpoint only with a valid signature and consistency proof, and
-//! [`evidence`], self-contained split-view evidence that verifies offline. The client depends on the pure format layer of `veritrail-ledger` only
+//! - [`LogClient`] ([`http`]): the HTTP API (appends, entries, proofs, checkpoints, tiles)
+//!   with timeouts, capped response sizes and safe retries (an append is retried only with
+//!   an idempotency key).
+//! - [`LogVerifier`] ([`state`]): trusted state per log (origin, pinned verifier key, latest
+//!   verified checkpoint), saved atomically. A newer checkpoint is accepted only with the
+//!   log's signature and a valid consistency proof; a contradiction yields
+//!   split-view [`Evidence`] that [`Evidence::verify`] checks offline.
+//! - [`VerifyingClient`] ([`verify`]): entries and inclusion proofs checked against the
+//!   trusted checkpoint; [`verify_receipt`] checks a `c2sp.org/tlog-proof@v1` receipt
+//!   offline.
+//! - [`TileProver`] ([`tiles`]): roots and proofs computed from hash tiles alone, the way a
+//!   static tlog-tiles client works.
+//! - [`Monitor`] ([`monitor`]): a full audit that downloads every entry bundle and hash tile,
+//!   rebuilds the tree from the entries, and resumes from its [`cache`] after a restart.
+//!
+//! [`ClientError::is_misbehaviour`] separates "the log failed verification" from "the check
+//! could not run". The client depends only on the pure format layer of `veritrail-ledger`
 //! (`default-features = false`), so verifying never pulls in a database.
+//!
+//! # Example
+//!
+//! An auditor holding an entry and its receipt checks it offline, with nothing but the
+//! log's verifier key (here the log is built in memory to have something to check):
+//!
+//! ```
+//! use veritrail_client::verify_receipt;
+//! use veritrail_ledger::checkpoint::Checkpoint;
+//! use veritrail_ledger::note::{KeyName, NoteSigner};
+//! use veritrail_ledger::receipt::Receipt;
+//! use veritrail_ledger::{TreeHead, leaf_hash, node_hash};
+//!
+//! // The log: two entries, a signed checkpoint, a receipt for entry 1.
+//! let signer = NoteSigner::from_seed(KeyName::new("audit.example.com/log")?, [7; 32]);
+//! let entries: [&[u8]; 2] = [b"agent-3 read record 17", b"prompt v2 deployed"];
+//! let root = node_hash(&leaf_hash(entries[0]), &leaf_hash(entries[1]));
+//! let checkpoint = Checkpoint::new("audit.example.com/log", TreeHead::new(2, root))?;
+//! let receipt = Receipt {
+//!     extra: None,
+//!     index: 1,
+//!     proof: vec![leaf_hash(entries[0])],
+//!     checkpoint: checkpoint.sign(&signer)?,
+//! }
+//! .to_bytes();
+//!
+//! // The auditor pins the verifier key and checks the receipt against the entry bytes.
+//! let log_key = signer.verifier();
+//! let (_, verified) = verify_receipt(&receipt, entries[1], &log_key, None)?;
+//! assert_eq!(verified.tree.size, 2);
+//! assert!(verify_receipt(&receipt, b"prompt v3 deployed", &log_key, None).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
+pub mod cache;
+pub mod error;
 pub mod evidence;
+pub mod http;
+pub mod monitor;
 pub mod state;
+pub mod tiles;
+pub mod verify;
 
+pub use error::ClientError;
+pub use evidence::Evidence;
+pub use http::{AppendOptions, Appended, ClientConfig, LogClient};
+pub use monitor::{Monitor, MonitorOptions, MonitorReport};
 pub use state::{LogVerifier, Update, VerifyError};
+pub use tiles::{DirSource, TileProver, TileSource};
+pub use verify::{ProofSource, VerifiedInclusion, VerifyingClient, verify_receipt};

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use veritrail_ledger::Hash;
-use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::checkpoint::{Checkpoint, CheckpointError};
 use veritrail_ledger::note::NoteVerifier;
 use veritrail_ledger::proof::{ProofError, verify_consistency};
 
@@ -40,7 +40,7 @@ struct StateFile {
 pub enum VerifyError {
     /// The checkpoint is not validly signed by the pinned key for this origin.
     #[error("checkpoint rejected: {0}")]
-    BadCheckpoint(String),
+    BadCheckpoint(#[source] CheckpointError),
     /// A proof did not verify.
     #[error("proof rejected: {0}")]
     BadProof(#[from] ProofError),
@@ -128,7 +128,7 @@ impl LogVerifier {
     pub fn check(&self, note: &[u8]) -> Result<Checkpoint, VerifyError> {
         Checkpoint::verify_signed(note, &self.origin, &self.key)
             .map(|(c, _)| c)
-            .map_err(|e| VerifyError::BadCheckpoint(e.to_string()))
+            .map_err(VerifyError::BadCheckpoint)
     }
 
     /// Offers a new checkpoint with the consistency proof between it and the trusted one

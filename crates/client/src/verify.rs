@@ -1,0 +1,303 @@
+//! [`VerifyingClient`]: a [`LogClient`] whose every answer is checked against the trusted
+//! state of a [`LogVerifier`], and [`verify_receipt`] for offline receipts.
+
+use std::path::PathBuf;
+
+use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::note::{Note, NoteVerifier};
+use veritrail_ledger::proof::verify_inclusion;
+use veritrail_ledger::receipt::{Receipt, ReceiptError};
+use veritrail_ledger::tree::TreeError;
+use veritrail_ledger::{Hash, leaf_hash};
+
+use crate::error::ClientError;
+use crate::evidence::Evidence;
+use crate::http::LogClient;
+use crate::state::{LogVerifier, Update, VerifyError};
+use crate::tiles::TileProver;
+
+/// Where proofs come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProofSource {
+    /// Computed by the client from the log's hash tiles (works with any C2SP tlog-tiles
+    /// log).
+    #[default]
+    Tiles,
+    /// Asked from Veritrail's JSON proof API (one request per proof).
+    Api,
+}
+
+/// An inclusion proof that verified against a trusted checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedInclusion {
+    /// The leaf index.
+    pub index: u64,
+    /// The leaf hash, authenticated by the proof.
+    pub leaf_hash: Hash,
+    /// The audit path.
+    pub proof: Vec<Hash>,
+    /// The checkpoint the proof verified against.
+    pub checkpoint: Checkpoint,
+    /// Its signed note.
+    pub checkpoint_note: Vec<u8>,
+}
+
+impl VerifiedInclusion {
+    /// The proof as a `c2sp.org/tlog-proof@v1` receipt, verifiable offline.
+    ///
+    /// # Errors
+    /// [`ReceiptError::Note`] if the checkpoint note does not parse (it verified, so this
+    /// does not happen).
+    pub fn receipt(&self) -> Result<Receipt, ReceiptError> {
+        Ok(Receipt {
+            extra: None,
+            index: self.index,
+            proof: self.proof.clone(),
+            checkpoint: Note::from_bytes(&self.checkpoint_note).map_err(ReceiptError::Note)?,
+        })
+    }
+}
+
+/// Verifies a `c2sp.org/tlog-proof@v1` receipt offline: the checkpoint's signature by
+/// `log_key` for `origin` (default: the key's name), and the inclusion of `entry` at the
+/// receipt's index. Returns the checkpoint. This does not panic.
+///
+/// # Errors
+/// The [`ReceiptError`] naming the first check that failed.
+pub fn verify_receipt(
+    receipt: &[u8],
+    entry: &[u8],
+    log_key: &NoteVerifier,
+    origin: Option<&str>,
+) -> Result<(Receipt, Checkpoint), ReceiptError> {
+    let receipt = Receipt::from_bytes(receipt)?;
+    let origin = origin.unwrap_or(log_key.name().as_str());
+    let checkpoint = receipt.verify(entry, origin, log_key)?;
+    Ok((receipt, checkpoint))
+}
+
+/// A client that trusts nothing the server says: checkpoints must be signed by the pinned key
+/// and consistent with the trusted one, proofs must verify against it, entries must hash to
+/// the proven leaves.
+#[derive(Debug)]
+pub struct VerifyingClient {
+    client: LogClient,
+    verifier: LogVerifier,
+    state_path: Option<PathBuf>,
+    proofs: ProofSource,
+}
+
+impl VerifyingClient {
+    /// Wraps `client`; when `state_path` is given, every newly trusted checkpoint is saved
+    /// there.
+    pub fn new(
+        client: LogClient,
+        verifier: LogVerifier,
+        state_path: Option<PathBuf>,
+        proofs: ProofSource,
+    ) -> Self {
+        VerifyingClient {
+            client,
+            verifier,
+            state_path,
+            proofs,
+        }
+    }
+
+    /// The transport.
+    pub fn client(&self) -> &LogClient {
+        &self.client
+    }
+
+    /// The trusted state.
+    pub fn verifier(&self) -> &LogVerifier {
+        &self.verifier
+    }
+
+    /// Fetches the latest checkpoint, verifies it against the trusted state and, if it grew
+    /// consistently, trusts (and saves) it.
+    ///
+    /// # Errors
+    /// [`VerifyError::BadCheckpoint`], [`VerifyError::BadProof`], [`VerifyError::SplitView`]
+    /// (with evidence), [`ClientError::Rollback`], [`ClientError::ImplausibleTreeSize`],
+    /// [`ClientError::TileRootMismatch`], and transport errors.
+    pub async fn update(&mut self) -> Result<(Checkpoint, Update), ClientError> {
+        let note = self.client.checkpoint().await?;
+        let checkpoint = self.verifier.check(&note)?;
+        let (n, m) = (checkpoint.tree.size, self.verifier.trusted_size());
+        if n > self.client.max_tree_size() {
+            return Err(ClientError::ImplausibleTreeSize {
+                size: n,
+                max: self.client.max_tree_size(),
+            });
+        }
+        let update = if n < m {
+            return Err(self.older(&note, &checkpoint).await);
+        } else if n == m || m == 0 {
+            self.verifier.update(&note, &[], None)?
+        } else {
+            let first = match self.proofs {
+                ProofSource::Api => {
+                    let proof = self.client.consistency_proof(m, Some(n)).await?;
+                    self.verifier
+                        .update(&note, &proof.proof, None)
+                        .map_err(ClientError::from)
+                }
+                ProofSource::Tiles => self.update_from_tiles(&note, &checkpoint, m).await,
+            };
+            match first {
+                // A bad proof from the API: the tiles may show a fork, with evidence.
+                Err(ClientError::Verify(VerifyError::BadProof(_)))
+                    if self.proofs == ProofSource::Api =>
+                {
+                    self.update_from_tiles(&note, &checkpoint, m).await?
+                }
+                other => other?,
+            }
+        };
+        if let Some(path) = &self.state_path {
+            self.verifier.save(path)?;
+        }
+        Ok((checkpoint, update))
+    }
+
+    async fn update_from_tiles(
+        &mut self,
+        note: &[u8],
+        checkpoint: &Checkpoint,
+        m: u64,
+    ) -> Result<Update, ClientError> {
+        let mut prover = TileProver::new(self.client.clone(), checkpoint.tree.size);
+        prover.verified_root(checkpoint).await?;
+        let prefix = prover.root_at(m).await?;
+        let proof = prover.consistency_proof(m).await?;
+        Ok(self.verifier.update(note, &proof, Some(prefix))?)
+    }
+
+    /// The error for a checkpoint older than the trusted one: evidence if the log's tiles
+    /// for the trusted size show the older checkpoint contradicts it, else a rollback.
+    async fn older(&self, note: &[u8], older: &Checkpoint) -> ClientError {
+        let rollback = ClientError::Rollback {
+            trusted: self.verifier.trusted_size(),
+            got: older.tree.size,
+        };
+        let Some((trusted, trusted_note)) = self.verifier.trusted() else {
+            return rollback;
+        };
+        if older.tree.size == 0 {
+            return rollback;
+        }
+        let mut prover = TileProver::new(self.client.clone(), trusted.tree.size);
+        if prover.verified_root(trusted).await.is_err() {
+            return rollback;
+        }
+        let (Ok(prefix), Ok(proof)) = (
+            prover.root_at(older.tree.size).await,
+            prover.consistency_proof(older.tree.size).await,
+        ) else {
+            return rollback;
+        };
+        if prefix == older.tree.root {
+            return rollback;
+        }
+        let evidence = Evidence::prefix_mismatch(
+            self.verifier.origin(),
+            self.verifier.key(),
+            note,
+            trusted_note,
+            &prefix,
+            &proof,
+        );
+        match evidence.verify(self.verifier.key()) {
+            Ok(_) => ClientError::Verify(VerifyError::SplitView {
+                a: older.tree.size,
+                b: trusted.tree.size,
+                evidence: Box::new(evidence),
+            }),
+            Err(_) => rollback,
+        }
+    }
+
+    /// The trusted checkpoint, fetching one first if nothing is trusted yet.
+    async fn trusted(&mut self) -> Result<(Checkpoint, Vec<u8>), ClientError> {
+        if self.verifier.trusted().is_none() {
+            self.update().await?;
+        }
+        self.verifier
+            .trusted()
+            .cloned()
+            .ok_or_else(|| ClientError::local(std::path::Path::new("trusted state"), "empty"))
+    }
+
+    /// Proves that leaf `index` is in the log: an inclusion proof verified against the
+    /// trusted checkpoint (call [`VerifyingClient::update`] first to prove against the
+    /// latest one). The leaf hash comes from the log's level-0 tile and is authenticated by
+    /// the proof.
+    ///
+    /// # Errors
+    /// [`TreeError::IndexOutOfRange`] if the trusted checkpoint does not cover `index`;
+    /// [`VerifyError::BadProof`], [`ClientError::TileRootMismatch`], transport errors.
+    pub async fn prove(&mut self, index: u64) -> Result<VerifiedInclusion, ClientError> {
+        let (checkpoint, note) = self.trusted().await?;
+        let size = checkpoint.tree.size;
+        if index >= size {
+            return Err(TreeError::IndexOutOfRange { index, size }.into());
+        }
+        let mut prover = TileProver::new(self.client.clone(), size);
+        let leaf = prover.leaf_hash(index).await?;
+        let proof = match self.proofs {
+            ProofSource::Api => self.client.inclusion_proof(index, Some(size)).await?.proof,
+            ProofSource::Tiles => prover.inclusion_proof(index).await?,
+        };
+        verify_inclusion(&leaf, index, &checkpoint.tree, &proof).map_err(VerifyError::from)?;
+        Ok(VerifiedInclusion {
+            index,
+            leaf_hash: leaf,
+            proof,
+            checkpoint,
+            checkpoint_note: note,
+        })
+    }
+
+    /// Proves that an entry with this leaf hash is in the log (the first such leaf), using
+    /// the JSON API to find it.
+    ///
+    /// # Errors
+    /// As [`VerifyingClient::prove`]; `404 not_found` if the log has no such leaf.
+    pub async fn prove_leaf_hash(&mut self, leaf: &Hash) -> Result<VerifiedInclusion, ClientError> {
+        let (checkpoint, note) = self.trusted().await?;
+        let size = checkpoint.tree.size;
+        let answer = self
+            .client
+            .inclusion_proof_by_leaf_hash(leaf, Some(size))
+            .await?;
+        verify_inclusion(leaf, answer.index, &checkpoint.tree, &answer.proof)
+            .map_err(VerifyError::from)?;
+        Ok(VerifiedInclusion {
+            index: answer.index,
+            leaf_hash: *leaf,
+            proof: answer.proof,
+            checkpoint,
+            checkpoint_note: note,
+        })
+    }
+
+    /// Fetches entry `index` and proves it: its bytes must hash to the leaf the trusted
+    /// checkpoint commits to.
+    ///
+    /// # Errors
+    /// [`ClientError::EntryMismatch`]; as [`VerifyingClient::prove`].
+    pub async fn get(&mut self, index: u64) -> Result<(Vec<u8>, VerifiedInclusion), ClientError> {
+        let proven = self.prove(index).await?;
+        let entry = self.client.entry(index).await?;
+        let computed = leaf_hash(&entry);
+        if computed != proven.leaf_hash {
+            return Err(ClientError::EntryMismatch {
+                index,
+                computed,
+                expected: proven.leaf_hash,
+            });
+        }
+        Ok((entry, proven))
+    }
+}
