@@ -813,3 +813,120 @@ fn url_escape(text: &str) -> String {
         .replace('/', "%2F")
         .replace('=', "%3D")
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use veritrail_ledger::bundle::encode_bundle;
+
+    #[test]
+    fn hash_tiles_must_have_the_exact_length() {
+        let tile: Vec<u8> = (0..64u8).collect();
+        let hashes = parse_hash_tile(&tile, 2).unwrap();
+        assert_eq!(hashes.len(), 2);
+        assert_eq!(hashes[1].as_bytes()[..], tile[32..]);
+        assert!(parse_hash_tile(&tile, 1).is_err());
+        assert!(parse_hash_tile(&tile, 3).is_err());
+        assert!(parse_hash_tile(&tile[..63], 2).is_err());
+    }
+
+    #[test]
+    fn bundles_must_hold_exactly_their_width() {
+        let entries: [&[u8]; 3] = [b"a", b"bb", b"ccc"];
+        let bytes = encode_bundle(entries.iter().copied()).unwrap();
+        assert_eq!(parse_bundle(&bytes, 3, "p").unwrap().len(), 3);
+        assert!(matches!(
+            parse_bundle(&bytes, 4, "p"),
+            Err(ClientError::MalformedResponse { .. })
+        ));
+        assert!(matches!(
+            parse_bundle(&bytes, 2, "p"),
+            Err(ClientError::Bundle { .. })
+        ));
+        assert!(matches!(
+            parse_bundle(&bytes[..bytes.len() - 1], 3, "p"),
+            Err(ClientError::Bundle { .. })
+        ));
+    }
+
+    #[test]
+    fn appended_answers_are_checked_against_the_entry() {
+        let json = |hash: &Hash| AppendedJson {
+            index: 7,
+            leaf_hash: hash.to_base64(),
+            checkpoint: None,
+            inclusion_proof: None,
+            receipt: None,
+        };
+        let ok = appended("u", json(&leaf_hash(b"x")), b"x", false).unwrap();
+        assert_eq!((ok.index, ok.published), (7, None));
+        assert!(matches!(
+            appended("u", json(&leaf_hash(b"y")), b"x", false),
+            Err(ClientError::EntryMismatch { index: 7, .. })
+        ));
+        // wait=published without the proof material is malformed.
+        assert!(matches!(
+            appended("u", json(&leaf_hash(b"x")), b"x", true),
+            Err(ClientError::MalformedResponse { .. })
+        ));
+    }
+
+    #[test]
+    fn error_bodies_keep_the_stable_code() {
+        let body = br#"{"error":"overloaded","message":"queue full"}"#;
+        let err = api_error("u", StatusCode::SERVICE_UNAVAILABLE, body);
+        assert!(matches!(
+            err,
+            ClientError::Api { status: 503, ref code, ref message, .. }
+                if code == "overloaded" && message == "queue full"
+        ));
+        let err = api_error("u", StatusCode::BAD_GATEWAY, &[b'x'; 1000]);
+        assert!(matches!(
+            err,
+            ClientError::Api { status: 502, ref code, ref message, .. }
+                if code.is_empty() && message.len() == 200
+        ));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!retryable(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(!retryable(StatusCode::CONFLICT));
+    }
+
+    #[test]
+    fn urls_keep_a_path_prefix_and_refuse_other_schemes() {
+        let client = LogClient::new(&ClientConfig::new("http://127.0.0.1:1/logs/a")).unwrap();
+        assert_eq!(
+            client.url_for("checkpoint").unwrap().as_str(),
+            "http://127.0.0.1:1/logs/a/checkpoint"
+        );
+        for bad in ["ftp://x", "not a url", "http://x/?q=1", "mailto:a@b"] {
+            assert!(
+                matches!(
+                    LogClient::new(&ClientConfig::new(bad)),
+                    Err(ClientError::InvalidUrl { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(url_escape("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
+
+    proptest! {
+        #[test]
+        fn response_parsers_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+            width in 0u16..=300,
+        ) {
+            if let Ok(hashes) = parse_hash_tile(&bytes, width) {
+                prop_assert_eq!(hashes.len(), usize::from(width));
+            }
+            if let Ok(entries) = parse_bundle(&bytes, width, "p") {
+                prop_assert_eq!(entries.len(), usize::from(width));
+            }
+            let _ = api_error("u", StatusCode::BAD_REQUEST, &bytes);
+            let _ = serde_json::from_slice::<AppendedJson>(&bytes)
+                .map(|j| appended("u", j, &bytes, width % 2 == 0));
+        }
+    }
+}

@@ -404,4 +404,38 @@ mod tests {
             Err(VerifyError::State { .. })
         ));
     }
+
+    proptest::proptest! {
+        /// Hostile checkpoints, proofs and state files: an error or a documented outcome,
+        /// never a panic, and trust moves only for a validly signed, consistent checkpoint.
+        #[test]
+        fn hostile_updates_never_panic_or_move_trust_wrongly(
+            size in proptest::prelude::any::<u64>(),
+            root in proptest::prelude::any::<[u8; 32]>(),
+            proof in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..70),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            prefix in proptest::prelude::any::<Option<[u8; 32]>>(),
+        ) {
+            let l: Vec<Hash> = (0u8..2).map(|i| leaf_hash(&[i])).collect();
+            let mut verifier = LogVerifier::new(ORIGIN, signer().verifier());
+            verifier.update(&note(2, node_hash(&l[0], &l[1])), &[], None).unwrap();
+            let proof: Vec<Hash> = proof.into_iter().map(Hash).collect();
+            let prefix = prefix.map(Hash);
+            let before = verifier.trusted().cloned();
+            proptest::prop_assert!(verifier.update(&garbage, &proof, prefix).is_err());
+            proptest::prop_assert_eq!(verifier.trusted().cloned(), before.clone());
+            if let Ok(Update::Grew { from }) =
+                verifier.update(&note(size, Hash(root)), &proof, prefix)
+            {
+                // Only a real consistency proof from (2, r2) moves trust.
+                proptest::prop_assert_eq!(from, 2);
+                let old = before.unwrap().0.tree;
+                proptest::prop_assert!(verify_consistency(&old, &TreeHead::new(size, Hash(root)), &proof).is_ok());
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.json");
+            std::fs::write(&path, &garbage).unwrap();
+            proptest::prop_assert!(LogVerifier::load(&path, ORIGIN, &signer().verifier()).is_err());
+        }
+    }
 }

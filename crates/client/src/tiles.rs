@@ -343,3 +343,53 @@ impl<S: TileSource> TileProver<S> {
         .await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use veritrail_ledger::bundle::encode_bundle;
+
+    #[test]
+    fn partial_tiles_are_prefixes_of_full_tiles() {
+        let entries: Vec<Vec<u8>> = (0..256u32).map(|i| vec![1; (i % 7) as usize + 1]).collect();
+        let full = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+        let id = TileId::entries(3, 5).unwrap();
+        let cut = truncate_tile(&id, full);
+        assert_eq!(
+            cut,
+            encode_bundle(entries[..5].iter().map(Vec::as_slice)).unwrap()
+        );
+        let id = TileId::hash(1, 0, 3).unwrap();
+        assert_eq!(truncate_tile(&id, vec![9; 8192]).len(), 96);
+    }
+
+    #[tokio::test]
+    async fn dir_source_reads_exact_and_full_tiles() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tile/0")).unwrap();
+        std::fs::write(dir.path().join("tile/0/000"), vec![7u8; 8192]).unwrap();
+        std::fs::write(dir.path().join("checkpoint"), b"note").unwrap();
+        let source = DirSource::new(dir.path());
+        assert_eq!(source.checkpoint().await.unwrap(), b"note");
+        let partial = source.tile(&TileId::hash(0, 0, 2).unwrap()).await.unwrap();
+        assert_eq!(partial, vec![7u8; 64]);
+        assert!(matches!(
+            source.tile(&TileId::hash(0, 1, 2).unwrap()).await,
+            Err(ClientError::MissingData { .. })
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn truncating_hostile_bundles_never_panics(
+            bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+            width in 1u16..=255,
+        ) {
+            let id = TileId::entries(0, width).unwrap();
+            let cut = truncate_tile(&id, bytes.clone());
+            prop_assert!(cut.len() <= bytes.len());
+        }
+    }
+}

@@ -136,42 +136,49 @@ impl VerifyingClient {
         } else if n == m || m == 0 {
             self.verifier.update(&note, &[], None)?
         } else {
-            let first = match self.proofs {
+            match self.proofs {
+                ProofSource::Tiles => {
+                    let client = self.client.clone();
+                    update_from_tiles(&client, &mut self.verifier, &note, &checkpoint, m).await?
+                }
                 ProofSource::Api => {
                     let proof = self.client.consistency_proof(m, Some(n)).await?;
-                    self.verifier
-                        .update(&note, &proof.proof, None)
-                        .map_err(ClientError::from)
+                    match self.verifier.update(&note, &proof.proof, None) {
+                        Ok(update) => update,
+                        // The log served a bad proof: rejected. Its tiles may also prove a
+                        // fork, with evidence; they are asked on a copy of the state, so
+                        // nothing they say can make the bad proof acceptable, and a failure
+                        // to read them (a transport error) cannot hide the finding.
+                        Err(VerifyError::BadProof(bad)) => {
+                            let mut probe = self.verifier.clone();
+                            return Err(
+                                match update_from_tiles(
+                                    &self.client,
+                                    &mut probe,
+                                    &note,
+                                    &checkpoint,
+                                    m,
+                                )
+                                .await
+                                {
+                                    Err(
+                                        split @ ClientError::Verify(VerifyError::SplitView {
+                                            ..
+                                        }),
+                                    ) => split,
+                                    _ => VerifyError::BadProof(bad).into(),
+                                },
+                            );
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
                 }
-                ProofSource::Tiles => self.update_from_tiles(&note, &checkpoint, m).await,
-            };
-            match first {
-                // A bad proof from the API: the tiles may show a fork, with evidence.
-                Err(ClientError::Verify(VerifyError::BadProof(_)))
-                    if self.proofs == ProofSource::Api =>
-                {
-                    self.update_from_tiles(&note, &checkpoint, m).await?
-                }
-                other => other?,
             }
         };
         if let Some(path) = &self.state_path {
             self.verifier.save(path)?;
         }
         Ok((checkpoint, update))
-    }
-
-    async fn update_from_tiles(
-        &mut self,
-        note: &[u8],
-        checkpoint: &Checkpoint,
-        m: u64,
-    ) -> Result<Update, ClientError> {
-        let mut prover = TileProver::new(self.client.clone(), checkpoint.tree.size);
-        prover.verified_root(checkpoint).await?;
-        let prefix = prover.root_at(m).await?;
-        let proof = prover.consistency_proof(m).await?;
-        Ok(self.verifier.update(note, &proof, Some(prefix))?)
     }
 
     /// The error for a checkpoint older than the trusted one: evidence if the log's tiles
@@ -300,4 +307,21 @@ impl VerifyingClient {
         }
         Ok((entry, proven))
     }
+}
+
+/// Checks a new checkpoint's consistency with the trusted one from the log's tiles: the tiles
+/// must hash to the new signed root; then the consistency proof and the prefix root they give
+/// go to `verifier` (which turns a contradiction into split-view evidence).
+async fn update_from_tiles(
+    client: &LogClient,
+    verifier: &mut LogVerifier,
+    note: &[u8],
+    checkpoint: &Checkpoint,
+    m: u64,
+) -> Result<Update, ClientError> {
+    let mut prover = TileProver::new(client.clone(), checkpoint.tree.size);
+    prover.verified_root(checkpoint).await?;
+    let prefix = prover.root_at(m).await?;
+    let proof = prover.consistency_proof(m).await?;
+    Ok(verifier.update(note, &proof, Some(prefix))?)
 }
