@@ -2,12 +2,31 @@
 //!
 //! - `veritrail keygen` creates a log signing key;
 //! - `veritrail log append` appends files as entries to the embedded store and signs a
-//!   checkpoint; `veritrail log verify` re-checks a store offline.
+//!   checkpoint; `veritrail log verify` re-checks a store offline;
+//! - `veritrail serve` runs the HTTP server; `veritrail bench append` load-tests it.
 //!
-//! Serving, remote appends, proofs and monitoring arrive with the server and client crates.
+//! Client commands, against a running log ([`remote`], [`monitor`]) or offline
+//! ([`offline`]), verifying everything against the pinned `--log-key`:
+//!
+//! - `veritrail append` appends an entry over HTTP (with `--wait`/`--receipt`, checks and
+//!   saves its receipt);
+//! - `veritrail get` reads an entry (with `--verify`, proven against the latest checkpoint);
+//! - `veritrail prove` proves an entry's inclusion, by index or `--leaf-hash`;
+//! - `veritrail checkpoint` prints the latest checkpoint (with `--verify`, checks it against
+//!   the trusted `--state` and trusts it);
+//! - `veritrail monitor` audits every entry and tile, once or following the log, resuming
+//!   after a restart and writing split-view evidence on a fork;
+//! - `veritrail verify-receipt` and `veritrail verify-evidence` check a receipt or evidence
+//!   file offline.
+//!
+//! Exit codes: 0 ok; 1 the log, a receipt or evidence failed verification; 2 the command
+//! could not run or check (usage, network, local files).
 
 mod bench;
 mod datadir;
+mod monitor;
+mod offline;
+mod remote;
 mod serve;
 
 use std::io::Write as _;
@@ -52,6 +71,8 @@ enum Command {
     /// Load generators: measure durable appends over HTTP or in-process.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    #[command(flatten)]
+    Client(remote::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,24 +124,36 @@ enum CliError {
     },
     #[error("cannot generate a key: {0}")]
     Generate(String),
+    /// The log (or a receipt or evidence) failed verification: exit code 1.
+    #[error("{message}\nhint: {hint}")]
+    Misbehaviour { message: String, hint: String },
+}
+
+impl CliError {
+    /// 1 when the log failed verification, 2 when the command could not run or check.
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Misbehaviour { .. } => ExitCode::from(1),
+            _ => ExitCode::from(2),
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |()| ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Keygen { name, out } => keygen(&name, &out),
-        Command::Serve(args) => serve::serve(*args),
-        Command::Log(LogCommand::Append { data, files }) => log_append(&data, &files),
-        Command::Log(LogCommand::Verify { data }) => log_verify(&data),
-        Command::Bench(command) => bench::run(command),
+        Command::Keygen { name, out } => keygen(&name, &out).map(done),
+        Command::Serve(args) => serve::serve(*args).map(done),
+        Command::Log(LogCommand::Append { data, files }) => log_append(&data, &files).map(done),
+        Command::Log(LogCommand::Verify { data }) => log_verify(&data).map(done),
+        Command::Bench(command) => bench::run(command).map(done),
+        Command::Client(command) => remote::run(command),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::from(2)
-        }
-    }
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {err}");
+        err.exit_code()
+    })
 }
 
 fn keygen(name: &str, out: &std::path::Path) -> Result<(), CliError> {

@@ -234,7 +234,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
