@@ -211,6 +211,23 @@ enum Retry {
 }
 
 /// The HTTP transport to one log. Cheap to clone (the connection pool is shared).
+///
+/// # Example
+///
+/// An agent appends an audit event, safely retryable, and waits for its receipt:
+///
+/// ```no_run
+/// use veritrail_client::{AppendOptions, ClientConfig, LogClient};
+///
+/// # async fn run() -> Result<(), veritrail_client::ClientError> {
+/// let client = LogClient::new(&ClientConfig::new("http://127.0.0.1:7800").with_token("vt_..."))?;
+/// let options = AppendOptions::with_random_key(true)?; // retried with the same key
+/// let appended = client.append(br#"{"event":"tool_call","tool":"ehr.read"}"#, &options).await?;
+/// let receipt = appended.published.map(|p| p.receipt); // c2sp.org/tlog-proof@v1 bytes
+/// # let _ = receipt;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct LogClient {
     http: reqwest::Client,

@@ -77,6 +77,33 @@ pub struct MonitorReport {
 }
 
 /// Follows one log: see the module docs.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::path::Path;
+/// use veritrail_client::{ClientConfig, LogClient, LogVerifier, Monitor, MonitorOptions};
+/// use veritrail_ledger::note::NoteVerifier;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let key: NoteVerifier = "audit.example.com/log+5449b4ce+AZM1cJMQFxvav6Cd8kWpTm+neskeZzHQaBiPBIpILJl4".parse()?;
+/// let state = Path::new("auditor.state");
+/// let verifier = LogVerifier::load(state, "audit.example.com/log", &key)?;
+/// let client = LogClient::new(&ClientConfig::new("http://127.0.0.1:7800").with_token("vt_..."))?;
+/// let options = MonitorOptions::new("auditor.state.tiles");
+/// let mut monitor = Monitor::new(client, verifier, Some(state.to_owned()), options)?;
+/// match monitor.run_once(&mut |done, total| eprintln!("{done}/{total}")).await {
+///     Ok(report) => println!("verified {} entries", report.checkpoint.tree.size),
+///     Err(err) => {
+///         if let Some(evidence) = err.evidence() {
+///             std::fs::write("evidence.json", evidence.to_bytes())?;
+///         }
+///         return Err(err.into());
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Monitor<S> {
     source: S,

@@ -79,6 +79,26 @@ pub fn verify_receipt(
 /// A client that trusts nothing the server says: checkpoints must be signed by the pinned key
 /// and consistent with the trusted one, proofs must verify against it, entries must hash to
 /// the proven leaves.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::path::Path;
+/// use veritrail_client::{ClientConfig, LogClient, LogVerifier, ProofSource, VerifyingClient};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let key = "audit.example.com/log+5449b4ce+AZM1cJMQFxvav6Cd8kWpTm+neskeZzHQaBiPBIpILJl4".parse()?;
+/// let state = Path::new("auditor.state");
+/// let verifier = LogVerifier::load(state, "audit.example.com/log", &key)?;
+/// let client = LogClient::new(&ClientConfig::new("http://127.0.0.1:7800").with_token("vt_..."))?;
+/// let mut log = VerifyingClient::new(client, verifier, Some(state.to_owned()), ProofSource::Tiles);
+/// let (checkpoint, update) = log.update().await?; // signature + consistency, state saved
+/// let (entry, proof) = log.get(3).await?; // bytes proven against `checkpoint`
+/// std::fs::write("entry-3.tlog-proof", proof.receipt()?.to_bytes())?;
+/// # let _ = (checkpoint, update, entry);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct VerifyingClient {
     client: LogClient,
