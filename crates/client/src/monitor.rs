@@ -312,17 +312,20 @@ impl<S: TileSource> Monitor<S> {
                 let width = entry_bundle_width(next_bundle, n).unwrap_or(0);
                 let source = self.source.clone();
                 let index = next_bundle;
+                // Entries are hashed in the task, on whichever worker is free, so hashing
+                // overlaps with the tree rebuild below; only the leaf hashes come back.
                 queue.push_back(tokio::spawn(async move {
                     let (bundle, tile) = tokio::join!(
                         fetch_bundle(&source, index, width),
                         fetch_hash_tile(&source, 0, index, width)
                     );
-                    Ok::<_, ClientError>((index, bundle?, tile?))
+                    let leaves: Vec<Hash> = bundle?.iter().map(|e| leaf_hash(e)).collect();
+                    Ok::<_, ClientError>((index, leaves, tile?))
                 }));
                 next_bundle += 1;
             }
             let Some(task) = queue.pop_front() else { break };
-            let (bundle_index, entries, tile) = task.await.map_err(|e| ClientError::Local {
+            let (bundle_index, leaves, tile) = task.await.map_err(|e| ClientError::Local {
                 path: "download task".into(),
                 reason: e.to_string(),
             })??;
@@ -332,22 +335,21 @@ impl<S: TileSource> Monitor<S> {
             // Entries already in the local tree must still hash to the same leaves.
             let known = usize::try_from(range.size().saturating_sub(first))
                 .unwrap_or(usize::MAX)
-                .min(entries.len());
+                .min(leaves.len());
             if known > 0 {
-                let leaves = self.cache.read(0, first, known)?;
-                for (offset, (entry, expected)) in entries.iter().zip(&leaves).enumerate() {
-                    let computed = leaf_hash(entry);
-                    if computed != *expected {
+                let cached = self.cache.read(0, first, known)?;
+                for (offset, (computed, expected)) in leaves.iter().zip(&cached).enumerate() {
+                    if computed != expected {
                         return Err(ClientError::EntryMismatch {
                             index: first + offset as u64,
-                            computed,
+                            computed: *computed,
                             expected: *expected,
                         });
                     }
                 }
             }
-            for entry in entries.iter().skip(known) {
-                range.append(leaf_hash(entry), |level, _, hash| {
+            for leaf in leaves.iter().skip(known) {
+                range.append(*leaf, |level, _, hash| {
                     if level % 8 == 0
                         && let Some(row) = pending.get_mut((level / 8) as usize)
                     {
