@@ -25,8 +25,7 @@ use veritrail_ledger::{Hash, leaf_hash};
 
 use crate::cache::TileCache;
 use crate::error::ClientError;
-use crate::evidence::Evidence;
-use crate::state::{LogVerifier, VerifyError};
+use crate::state::LogVerifier;
 use crate::tiles::{TileProver, TileSource, fetch_bundle, fetch_hash_tile};
 
 /// Number of tile rows the monitor maintains (see [`TileCache`]).
@@ -190,9 +189,9 @@ impl<S: TileSource> Monitor<S> {
             elapsed: Duration::ZERO,
         };
 
-        if let Some((trusted_cp, trusted_note)) = &trusted {
+        if let Some((trusted_cp, _)) = &trusted {
             if n < m {
-                return Err(self.rollback(&note, &checkpoint, trusted_cp, trusted_note));
+                return Err(self.rollback(&note, &checkpoint, trusted_cp));
             }
             if n == m {
                 // Equal sizes: the same root, or two-roots evidence from the verifier. The
@@ -246,13 +245,7 @@ impl<S: TileSource> Monitor<S> {
 
     /// The error for a checkpoint older than the trusted one: split-view evidence when the
     /// local tree shows it contradicts the trusted checkpoint, a rollback otherwise.
-    fn rollback(
-        &self,
-        note: &[u8],
-        older: &Checkpoint,
-        trusted: &Checkpoint,
-        trusted_note: &[u8],
-    ) -> ClientError {
+    fn rollback(&self, note: &[u8], older: &Checkpoint, trusted: &Checkpoint) -> ClientError {
         let rollback = ClientError::Rollback {
             trusted: trusted.tree.size,
             got: older.tree.size,
@@ -266,25 +259,10 @@ impl<S: TileSource> Monitor<S> {
         let Ok((prefix, proof)) = local else {
             return rollback;
         };
-        if prefix == older.tree.root {
-            return rollback;
+        match self.verifier.older_split_view(note, &prefix, &proof) {
+            Some(split) => split.into(),
+            None => rollback,
         }
-        let evidence = Evidence::prefix_mismatch(
-            self.verifier.origin(),
-            self.verifier.key(),
-            note,
-            trusted_note,
-            &prefix,
-            &proof,
-        );
-        if evidence.verify(self.verifier.key()).is_err() {
-            return rollback;
-        }
-        ClientError::Verify(VerifyError::SplitView {
-            a: n,
-            b: m,
-            evidence: Box::new(evidence),
-        })
     }
 
     /// Downloads the entries from the cache's size to `n`, rebuilding and checking tiles.

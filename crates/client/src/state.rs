@@ -6,7 +6,6 @@
 //! only through [`LogVerifier::update`], which demands a valid signature and, for growth, a
 //! valid consistency proof.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -206,6 +205,41 @@ impl LogVerifier {
         }
     }
 
+    /// Split-view evidence against an *older* checkpoint `note` (size `m` below the trusted
+    /// size): `prefix_root` is the root the trusted tree gives to its first `m` leaves and
+    /// `proof` the consistency proof from `(m, prefix_root)` to the trusted checkpoint, both
+    /// computed from the trusted tree's tiles. Returns [`VerifyError::SplitView`] when they
+    /// prove the older checkpoint contradicts the trusted one, `None` otherwise (then the
+    /// older checkpoint is merely a rollback, or the data proves nothing). This does not
+    /// panic.
+    pub fn older_split_view(
+        &self,
+        note: &[u8],
+        prefix_root: &Hash,
+        proof: &[Hash],
+    ) -> Option<VerifyError> {
+        let older = self.check(note).ok()?;
+        let (trusted, trusted_note) = self.trusted.as_ref()?;
+        let (m, n) = (older.tree.size, trusted.tree.size);
+        if m == 0 || m >= n || *prefix_root == older.tree.root {
+            return None;
+        }
+        let evidence = Evidence::prefix_mismatch(
+            &self.origin,
+            &self.key,
+            note,
+            trusted_note,
+            prefix_root,
+            proof,
+        );
+        evidence.verify(&self.key).ok()?;
+        Some(VerifyError::SplitView {
+            a: m,
+            b: n,
+            evidence: Box::new(evidence),
+        })
+    }
+
     /// Loads the state file, or returns a verifier with no trusted checkpoint if it does not
     /// exist. The file must be for `origin` and `key`.
     ///
@@ -267,23 +301,10 @@ impl LogVerifier {
                 .map(|(_, n)| String::from_utf8_lossy(n).into_owned()),
         };
         let json = serde_json::to_vec_pretty(&file).map_err(|e| fail(e.to_string()))?;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| fail(e.to_string()))
+        crate::cache::write_atomically(path, &json).map_err(|e| match e {
+            crate::ClientError::Local { reason, .. } => fail(reason),
+            other => fail(other.to_string()),
+        })
     }
 }
 

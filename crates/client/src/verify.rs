@@ -11,7 +11,6 @@ use veritrail_ledger::tree::TreeError;
 use veritrail_ledger::{Hash, leaf_hash};
 
 use crate::error::ClientError;
-use crate::evidence::Evidence;
 use crate::http::LogClient;
 use crate::state::{LogVerifier, Update, VerifyError};
 use crate::tiles::TileProver;
@@ -208,7 +207,7 @@ impl VerifyingClient {
             trusted: self.verifier.trusted_size(),
             got: older.tree.size,
         };
-        let Some((trusted, trusted_note)) = self.verifier.trusted() else {
+        let Some((trusted, _)) = self.verifier.trusted() else {
             return rollback;
         };
         if older.tree.size == 0 {
@@ -224,24 +223,9 @@ impl VerifyingClient {
         ) else {
             return rollback;
         };
-        if prefix == older.tree.root {
-            return rollback;
-        }
-        let evidence = Evidence::prefix_mismatch(
-            self.verifier.origin(),
-            self.verifier.key(),
-            note,
-            trusted_note,
-            &prefix,
-            &proof,
-        );
-        match evidence.verify(self.verifier.key()) {
-            Ok(_) => ClientError::Verify(VerifyError::SplitView {
-                a: older.tree.size,
-                b: trusted.tree.size,
-                evidence: Box::new(evidence),
-            }),
-            Err(_) => rollback,
+        match self.verifier.older_split_view(note, &prefix, &proof) {
+            Some(split) => split.into(),
+            None => rollback,
         }
     }
 
