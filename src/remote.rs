@@ -487,6 +487,12 @@ pub(crate) struct AppendArgs {
     /// Write the entry's receipt (c2sp.org/tlog-proof@v1) to this file. Implies --wait.
     #[arg(long, value_name = "FILE")]
     receipt: Option<PathBuf>,
+    /// Idempotency key (1 to 255 visible ASCII characters): running the command again with
+    /// the same key and entry returns the first result instead of appending twice (the
+    /// server remembers keys for a limited window, in memory). Default: a random key, which
+    /// makes the command's own retries safe.
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
     /// The entry (1 to 65535 bytes): a file, or `-` (the default) for standard input.
     #[arg(value_name = "FILE|-")]
     file: Option<PathBuf>,
@@ -509,8 +515,14 @@ fn append(args: &AppendArgs) -> Result<ExitCode, CliError> {
     let pinned = args.key.optional()?;
     let wait = args.wait || args.receipt.is_some();
     let client = args.server.client()?;
-    // A random idempotency key makes the retries of a lost answer safe.
-    let options = AppendOptions::with_random_key(wait).map_err(|e| client_error(&e, None))?;
+    // An idempotency key makes the retries of a lost answer safe.
+    let options = match &args.idempotency_key {
+        Some(key) => AppendOptions {
+            wait_published: wait,
+            idempotency_key: Some(key.clone()),
+        },
+        None => AppendOptions::with_random_key(wait).map_err(|e| client_error(&e, None))?,
+    };
     let appended = runtime()?
         .block_on(client.append(&entry, &options))
         .map_err(|e| client_error(&e, None))?;

@@ -359,6 +359,26 @@ fn a_receipt_verifies_offline_after_the_server_is_gone() {
         appended.stderr
     );
 
+    // A caller's own idempotency key: running the command again returns the first result,
+    // and the same key with another entry is refused without appending.
+    let again =
+        |entry: &Path| run(&server.args(&["append", "--idempotency-key", "run-42", path(entry)]));
+    let second = dir.path().join("second.json");
+    std::fs::write(&second, b"second event").unwrap();
+    let first = again(&second).expect(0);
+    assert!(
+        first.out().starts_with("index 1 leaf_hash "),
+        "{}",
+        first.out()
+    );
+    assert_eq!(again(&second).expect(0).out(), first.out());
+    let conflict = again(&entry).expect(2);
+    assert!(
+        conflict.stderr.contains("idempotency_conflict"),
+        "{}",
+        conflict.stderr
+    );
+
     // Offline from here on.
     let _ = server.guard.0.kill();
     let _ = server.guard.0.wait();
