@@ -153,6 +153,14 @@ impl VerifyingClient {
         let update = if n < m {
             return Err(self.older(&note, &checkpoint).await);
         } else if n == m || m == 0 {
+            // Nothing to be consistent with. From tiles, trust on first use still demands
+            // that the log's tiles hash to the signed root: a checkpoint whose tree the log
+            // cannot serve is not trusted.
+            if m == 0 && n > 0 && self.proofs == ProofSource::Tiles {
+                TileProver::new(self.client.clone(), n)
+                    .verified_root(&checkpoint)
+                    .await?;
+            }
             self.verifier.update(&note, &[], None)?
         } else {
             match self.proofs {

@@ -1432,6 +1432,23 @@ async fn tiles_that_do_not_hash_to_the_root_are_rejected() {
         );
         assert_eq!(trust(client.verifier(), &state), before);
 
+        // Trust on first use from tiles also demands tiles that hash to the signed root.
+        let first_state = dir.path().join("first-use-tiles.json");
+        let verifier = LogVerifier::load(&first_state, ORIGIN, &key()).unwrap();
+        let mut first = VerifyingClient::new(
+            fake.client(),
+            verifier,
+            Some(first_state.clone()),
+            ProofSource::Tiles,
+        );
+        let err = bounded(first.update()).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::TileRootMismatch { size: SIZE, .. }),
+            "first use: {err:?}"
+        );
+        assert_eq!(first.verifier().trusted_size(), 0);
+        assert!(!first_state.exists());
+
         // The prover on its own: the computed root is what the tiles say, unverified...
         let checkpoint = Checkpoint::verify_signed(&fake.honest.note(SIZE), ORIGIN, &key())
             .unwrap()
