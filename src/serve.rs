@@ -213,6 +213,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         let auth = load_auth(&args)?;
         let origin = ledger.origin().to_owned();
         let verifier = ledger.verifier().to_string();
+        // The public verifier key, for clients (`--log-key <data>/log.vkey`). Derived from
+        // the signing key, so it is rewritten on every start; a failure only costs the
+        // convenience.
+        let vkey_path = args.data.data.join(VERIFIER_KEY_FILE);
+        match std::fs::write(&vkey_path, format!("{verifier}\n")) {
+            Ok(()) => eprintln!("wrote the verifier key to {}", vkey_path.display()),
+            Err(e) => tracing::warn!(path = %vkey_path.display(), error = %e, "cannot write the verifier key file"),
+        }
         let tree = ledger.tree_head();
         let server =
             Server::start(ledger, config, auth).map_err(|e| CliError::Generate(e.to_string()))?;
@@ -232,6 +240,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         Ok(())
     })
 }
+
+/// File name of the public verifier key written into the data directory at start.
+pub(crate) const VERIFIER_KEY_FILE: &str = "log.vkey";
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {

@@ -398,9 +398,12 @@ fn a_receipt_verifies_offline_after_the_server_is_gone() {
         valid.out(),
         "valid: entry 0 is in audit.test/log at tree size 1\n"
     );
-    // The key may also come from a file.
-    let key_file = dir.path().join("log.vkey");
-    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    // The key may also come from a file: the one the server wrote into its data directory.
+    let key_file = dir.path().join("data").join("log.vkey");
+    assert_eq!(
+        std::fs::read_to_string(&key_file).unwrap(),
+        format!("{key}\n")
+    );
     verify(path(&key_file), &entry, &receipt).expect(0);
 
     // One changed byte in the entry: invalid, one line on standard output.
