@@ -426,11 +426,7 @@ impl LogClient {
             url: format!("tile/{level}/{index}"),
             reason: e.to_string(),
         })?;
-        let bytes = self.tile(&id).await?;
-        parse_hash_tile(&bytes, width).map_err(|reason| ClientError::MalformedResponse {
-            url: id.path(),
-            reason,
-        })
+        crate::tiles::read_hash_tile(self, &id).await
     }
 
     /// The `width` entries of entry bundle `index`.
@@ -443,8 +439,7 @@ impl LogClient {
             url: format!("tile/entries/{index}"),
             reason: e.to_string(),
         })?;
-        let bytes = self.tile(&id).await?;
-        parse_bundle(&bytes, width, &id.path())
+        crate::tiles::read_bundle(self, &id).await
     }
 
     /// `GET /v1/entries/{index}`: the raw bytes of an entry, unverified.
@@ -593,6 +588,12 @@ impl LogClient {
         entries: &[&[u8]],
         options: &AppendOptions,
     ) -> Result<Vec<Appended>, ClientError> {
+        if entries.is_empty() {
+            return Err(ClientError::local(
+                std::path::Path::new("batch"),
+                "the batch is empty",
+            ));
+        }
         let mut body = Vec::new();
         for entry in entries {
             if entry.is_empty() {
@@ -603,12 +604,6 @@ impl LogClient {
             }
             append_entry(&mut body, entry)
                 .map_err(|e| ClientError::local(std::path::Path::new("batch"), e))?;
-        }
-        if entries.is_empty() {
-            return Err(ClientError::local(
-                std::path::Path::new("batch"),
-                "the batch is empty",
-            ));
         }
         let body = self.post_entries(BATCH_CONTENT_TYPE, body, options).await?;
         let url = self.url_for("v1/entries")?.to_string();

@@ -122,8 +122,30 @@ fn truncate_tile(id: &TileId, mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// Reads a hash tile of `width` hashes from a source, mapping a failure to fetch a tile the
-/// tree covers to [`ClientError::MissingData`].
+/// Reads hash tile `id` from a source and parses exactly `id.width()` hashes; errors are the
+/// source's as they come.
+pub(crate) async fn read_hash_tile<S: TileSource>(
+    source: &S,
+    id: &TileId,
+) -> Result<Vec<Hash>, ClientError> {
+    let bytes = source.tile(id).await?;
+    parse_hash_tile(&bytes, id.width()).map_err(|reason| ClientError::MalformedResponse {
+        url: id.path(),
+        reason,
+    })
+}
+
+/// Reads entry bundle `id` from a source and decodes exactly `id.width()` entries.
+pub(crate) async fn read_bundle<S: TileSource>(
+    source: &S,
+    id: &TileId,
+) -> Result<Vec<Vec<u8>>, ClientError> {
+    let bytes = source.tile(id).await?;
+    parse_bundle(&bytes, id.width(), &id.path())
+}
+
+/// Reads a hash tile of `width` hashes that a checkpoint covers: failing to fetch it is
+/// [`ClientError::MissingData`].
 pub(crate) async fn fetch_hash_tile<S: TileSource>(
     source: &S,
     level: u8,
@@ -134,14 +156,12 @@ pub(crate) async fn fetch_hash_tile<S: TileSource>(
         path: format!("tile/{level}/{index}"),
         reason: e.to_string(),
     })?;
-    let bytes = source.tile(&id).await.map_err(|e| missing_data(&id, e))?;
-    parse_hash_tile(&bytes, width).map_err(|reason| ClientError::MalformedResponse {
-        url: id.path(),
-        reason,
-    })
+    read_hash_tile(source, &id)
+        .await
+        .map_err(|e| missing_data(&id, e))
 }
 
-/// Reads an entry bundle of `width` entries from a source.
+/// Reads an entry bundle of `width` entries that a checkpoint covers.
 pub(crate) async fn fetch_bundle<S: TileSource>(
     source: &S,
     index: u64,
@@ -151,8 +171,9 @@ pub(crate) async fn fetch_bundle<S: TileSource>(
         path: format!("tile/entries/{index}"),
         reason: e.to_string(),
     })?;
-    let bytes = source.tile(&id).await.map_err(|e| missing_data(&id, e))?;
-    parse_bundle(&bytes, width, &id.path())
+    read_bundle(source, &id)
+        .await
+        .map_err(|e| missing_data(&id, e))
 }
 
 /// A 404 for a tile the checkpoint covers means the log does not serve its own data.
