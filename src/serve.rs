@@ -182,13 +182,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         public_read: args.public_read,
         no_auth: args.no_auth,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Usage {
-            message: format!("cannot start the runtime: {e}"),
-            hint: "report this".into(),
-        })?;
+    let runtime = crate::remote::runtime()?;
     if args.no_auth && !args.listen.ip().is_loopback() {
         return Err(CliError::Usage {
             message: format!(
