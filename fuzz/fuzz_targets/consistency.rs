@@ -16,12 +16,12 @@
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use veritrail_fuzz::{
-    Rfc, consistency, edgy_u64, hash, leaves, mth, proof_of_about, rfc_consistency,
+    Rfc, consistency, edgy_u64, flip, hash, leaves, mth, proof_of_about, rfc_consistency,
 };
+use veritrail_ledger::TreeHead;
 use veritrail_ledger::proof::{
     ProofError, consistency_proof_len, root_from_consistency_proof, verify_consistency,
 };
-use veritrail_ledger::{Hash, TreeHead};
 
 fn hostile(u: &mut Unstructured<'_>) -> Result<()> {
     let new_size = edgy_u64(u)?;
@@ -109,12 +109,6 @@ fn hostile(u: &mut Unstructured<'_>) -> Result<()> {
         Err(e) => assert_eq!(verdict, Err(e)),
     }
     Ok(())
-}
-
-fn flip(h: &Hash, bit: usize) -> Hash {
-    let mut h = *h;
-    h.0[bit / 8 % 32] ^= 1 << (bit % 8);
-    h
 }
 
 fn honest(u: &mut Unstructured<'_>) -> Result<()> {

@@ -13,11 +13,11 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use veritrail_fuzz::{Rfc, edgy_u64, hash, leaves, mth, path, proof_of_about, rfc_inclusion};
+use veritrail_fuzz::{Rfc, edgy_u64, flip, hash, leaves, mth, path, proof_of_about, rfc_inclusion};
+use veritrail_ledger::TreeHead;
 use veritrail_ledger::proof::{
     MAX_PROOF_HASHES, ProofError, inclusion_proof_len, root_from_inclusion_proof, verify_inclusion,
 };
-use veritrail_ledger::{Hash, TreeHead};
 
 fn hostile(u: &mut Unstructured<'_>) -> Result<()> {
     let size = edgy_u64(u)?;
@@ -76,12 +76,6 @@ fn hostile(u: &mut Unstructured<'_>) -> Result<()> {
         Err(e) => assert_eq!(verdict, Err(e)),
     }
     Ok(())
-}
-
-fn flip(h: &Hash, bit: usize) -> Hash {
-    let mut h = *h;
-    h.0[bit / 8 % 32] ^= 1 << (bit % 8);
-    h
 }
 
 fn honest(u: &mut Unstructured<'_>) -> Result<()> {

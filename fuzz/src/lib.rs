@@ -302,6 +302,13 @@ pub fn proof_of_about(u: &mut Unstructured<'_>, want: usize) -> Result<Vec<Hash>
     (0..len).map(|_| hash(u)).collect()
 }
 
+/// `h` with bit `bit` (modulo 256) flipped.
+pub fn flip(h: &Hash, bit: usize) -> Hash {
+    let mut h = *h;
+    h.0[bit / 8 % 32] ^= 1 << (bit % 8);
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
