@@ -89,6 +89,7 @@ impl DataArgs {
                 .into(),
         })?;
         let recorded = store
+            .kv()
             .meta("origin")
             .ok()
             .flatten()

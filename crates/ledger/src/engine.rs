@@ -6,24 +6,27 @@
 //! per set bit of the tree size), the rightmost partial tile of each level and the rightmost
 //! partial entry bundle. Everything else is read from the [`Store`] on demand.
 
-use std::cell::RefCell;
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
 
 use crate::bundle::{self, BUNDLE_ENTRIES, MAX_ENTRY_SIZE};
-use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::error::Error;
+use crate::checkpoint::Checkpoint;
+use crate::error::{CheckpointMismatch, Error, Inconsistency};
 use crate::hash::{HASH_SIZE, Hash, TreeHead, leaf_hash};
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::proof;
-use crate::store::{Commit, Store, TileKey};
+use crate::store::leaf_index::{IndexStatus, LeafIndex, Lookup};
+use crate::store::tilelog::{self, LogEnd, Scratch, TileLog};
+use crate::store::{FORMAT, FORMAT_KEY, Storage, Store};
 use crate::tile::{TileId, TileKind, entry_bundle_width, hash_tile_width};
-use crate::tree::{self, CompactRange, HashTileReader};
+use crate::tree::{self, CompactRange};
 
-/// Bytes in a full hash tile.
-const FULL_TILE_BYTES: usize = 256 * HASH_SIZE;
 /// Metadata key under which the log's origin is recorded on first open.
 const ORIGIN_KEY: &str = "origin";
+/// Bundles a migration from format 1 appends per durable write.
+const MIGRATION_BUNDLES: u64 = 64;
 
 /// A signed checkpoint as stored and served: the parsed body and the exact note bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,35 +57,34 @@ pub struct AuditReport {
     pub full_tiles: u64,
 }
 
-/// A tile being filled at the right edge of one level (or the rightmost entry bundle).
-#[derive(Clone, Debug, Default)]
-struct Edge {
-    /// Index of the tile or bundle.
-    index: u64,
-    /// Its bytes so far: concatenated hashes, or length-prefixed entries.
-    bytes: Vec<u8>,
-    /// Number of hashes or entries in `bytes`.
-    count: usize,
-}
-
-/// The writer's in-memory state: everything needed to integrate the next batch.
+/// The writer's state: everything needed to append the next batch.
 #[derive(Debug)]
 struct Writer {
     range: CompactRange,
-    tiles: Vec<Edge>,
-    bundle: Edge,
+    end: LogEnd,
+    scratch: Scratch,
+    /// Where the derived files were last made durable, and when.
+    synced: LogEnd,
+    synced_at: Instant,
 }
 
-/// The ledger: one log over one store.
+/// The committed log: readers never look past it.
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    tree: TreeHead,
+    end: LogEnd,
+}
+
+/// The ledger: one log over one data directory.
 pub struct Ledger {
-    store: Box<dyn Store>,
+    kv: Box<dyn Store>,
+    log: Arc<TileLog>,
+    index: LeafIndex,
     origin: String,
     signer: NoteSigner,
     verifier: NoteVerifier,
-    /// `None` after a failed commit whose state could not be reloaded.
-    writer: Mutex<Option<Writer>>,
-    /// The committed tree head; readers never look past it.
-    head: RwLock<TreeHead>,
+    writer: Mutex<Writer>,
+    head: RwLock<Head>,
     /// The last signed checkpoint; the lock also serializes signing.
     last_checkpoint: Mutex<Option<SignedCheckpoint>>,
 }
@@ -91,35 +93,38 @@ impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ledger")
             .field("origin", &self.origin)
-            .field("backend", &self.store.backend())
+            .field("backend", &self.kv.backend())
             .field("tree", &self.tree_head())
             .finish_non_exhaustive()
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a lock cannot leave a half-applied commit (commits are atomic in
-    // the store and the writer is reloaded on failure), so a poisoned lock is safe to reuse.
+    // A panic while holding a lock cannot leave a half-applied commit (the writer's state is
+    // replaced only after a durable write), so a poisoned lock is safe to reuse.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Ledger {
-    /// Opens the log in `store`, creating it if the store is new.
+    /// Opens the log in `storage`, creating it if the store is new.
     ///
-    /// On open the engine re-derives the root from the stored tiles and refuses to start if it
-    /// differs from the recorded tree head or from the last signed checkpoint, or if that
-    /// checkpoint does not verify under `signer`'s key.
+    /// On open the engine recovers the log's files (cutting off a write torn by a crash and
+    /// recomputing the tiles past the last durable watermark), migrates a store of format 1,
+    /// and refuses to start if the last signed checkpoint does not verify under `signer`'s
+    /// key or is not a prefix of the stored tree.
     ///
     /// # Errors
-    /// [`Error::InvalidOrigin`], [`Error::OriginMismatch`], [`Error::RootMismatch`], [`Error::CheckpointMismatch`],
-    /// [`Error::Corrupted`] or [`Error::Storage`].
-    pub fn open(store: Box<dyn Store>, origin: &str, signer: NoteSigner) -> Result<Self, Error> {
+    /// [`Error::InvalidOrigin`], [`Error::OriginMismatch`], [`Error::UnsupportedFormat`],
+    /// [`Error::RootMismatch`], [`Error::CheckpointMismatch`], [`Error::Corrupted`],
+    /// [`Error::Storage`] or [`Error::Io`].
+    pub fn open(storage: Storage, origin: &str, signer: NoteSigner) -> Result<Self, Error> {
         // Reject an origin that could never appear in a checkpoint before touching the store.
         Checkpoint::new(origin, TreeHead::empty()).map_err(|e| Error::InvalidOrigin {
             origin: origin.to_owned(),
             reason: e.to_string(),
         })?;
-        match store.meta(ORIGIN_KEY)? {
+        let Storage { kv, dir } = storage;
+        match kv.meta(ORIGIN_KEY)? {
             Some(stored) if stored != origin.as_bytes() => {
                 return Err(Error::OriginMismatch {
                     stored: String::from_utf8_lossy(&stored).into_owned(),
@@ -127,17 +132,65 @@ impl Ledger {
                 });
             }
             Some(_) => {}
-            None => store.put_meta(ORIGIN_KEY, origin.as_bytes())?,
+            None => kv.put_meta(ORIGIN_KEY, origin.as_bytes())?,
         }
-        let head = store.tree_head()?.unwrap_or_else(TreeHead::empty);
-        let writer = Writer::load(store.as_ref(), head)?;
+        let legacy = match kv.meta(FORMAT_KEY)? {
+            Some(format) if format == FORMAT.as_bytes() => None,
+            Some(other) => {
+                return Err(Error::UnsupportedFormat {
+                    found: String::from_utf8_lossy(&other).into_owned(),
+                });
+            }
+            None => kv.legacy_tree_head()?,
+        };
+        let log_dir = dir.join("log");
+        if legacy.is_some() {
+            // A migration interrupted earlier left partial files: start it over.
+            remove_dir_if_exists(&log_dir)?;
+            remove_dir_if_exists(&dir.join("leaf-index"))?;
+        }
+        let (log, recovered) = TileLog::open(&log_dir)?;
+        if recovered.replayed > 0 {
+            tracing::info!(
+                entries = recovered.replayed,
+                "recomputed tiles past the last durable watermark from the entry log"
+            );
+        }
+        if recovered.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = recovered.torn_bytes,
+                size = recovered.end.size,
+                "cut a write torn by a crash off the entry log (never acknowledged; its bytes are kept beside it)"
+            );
+        }
+        let mut writer = Writer {
+            range: recovered.range,
+            end: recovered.end,
+            scratch: Scratch::default(),
+            synced: recovered.end,
+            synced_at: Instant::now(),
+        };
+        if let Some(head) = legacy {
+            migrate(kv.as_ref(), &log, &mut writer, head)?;
+        }
+        if kv.meta(FORMAT_KEY)?.is_none() {
+            kv.put_meta(FORMAT_KEY, FORMAT.as_bytes())?;
+        }
+        let log = Arc::new(log);
+        let head = Head {
+            tree: writer.range.tree_head(),
+            end: writer.end,
+        };
+        let index = LeafIndex::open(&dir.join("leaf-index"), log.clone(), head.tree.size)?;
         let verifier = signer.verifier();
         let ledger = Ledger {
-            store,
+            kv,
+            log,
+            index,
             origin: origin.to_owned(),
             signer,
             verifier,
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(writer),
             head: RwLock::new(head),
             last_checkpoint: Mutex::new(None),
         };
@@ -148,31 +201,30 @@ impl Ledger {
 
     /// Verifies the last stored checkpoint against the key, the origin and the tiles.
     fn check_last_checkpoint(&self) -> Result<Option<SignedCheckpoint>, Error> {
-        let Some((size, note)) = self.store.latest_checkpoint()? else {
+        let Some((size, note)) = self.kv.latest_checkpoint()? else {
             return Ok(None);
         };
-        let mismatch = |reason: String| Error::CheckpointMismatch { size, reason };
+        let mismatch = |reason: CheckpointMismatch| Error::CheckpointMismatch { size, reason };
         let (checkpoint, _) = Checkpoint::verify_signed(&note, &self.origin, &self.verifier)
-            .map_err(|e| mismatch(e.to_string()))?;
+            .map_err(|e| mismatch(CheckpointMismatch::Invalid(e)))?;
         if checkpoint.tree.size != size {
-            return Err(mismatch(format!(
-                "stored under size {size}, says {}",
-                checkpoint.tree.size
-            )));
+            return Err(mismatch(CheckpointMismatch::WrongKey {
+                stored: size,
+                named: checkpoint.tree.size,
+            }));
         }
         let current = self.tree_head();
         if size > current.size {
-            return Err(mismatch(format!(
-                "the store holds only {} entries",
-                current.size
-            )));
+            return Err(mismatch(CheckpointMismatch::BeyondStore {
+                held: current.size,
+            }));
         }
         let derived = self.root_at(size)?;
         if derived != checkpoint.tree.root {
-            return Err(mismatch(format!(
-                "its root {} differs from the root {derived} the tiles give",
-                checkpoint.tree.root
-            )));
+            return Err(mismatch(CheckpointMismatch::RootDiffers {
+                signed: checkpoint.tree.root,
+                derived,
+            }));
         }
         Ok(Some(SignedCheckpoint { checkpoint, note }))
     }
@@ -187,14 +239,29 @@ impl Ledger {
         &self.verifier
     }
 
-    /// The store this ledger runs on.
+    /// The key-value store this ledger keeps its metadata and checkpoints in.
     pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
+        self.kv.as_ref()
+    }
+
+    fn head(&self) -> Head {
+        *self.head.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The committed tree head: every entry below its size is durable.
     pub fn tree_head(&self) -> TreeHead {
-        *self.head.read().unwrap_or_else(PoisonError::into_inner)
+        self.head().tree
+    }
+
+    /// How far the leaf-hash index is behind the log.
+    pub fn leaf_index_status(&self) -> IndexStatus {
+        self.index.status()
+    }
+
+    /// Blocks until the leaf-hash index covers the committed tree (for tools and tests; a
+    /// lookup never needs it).
+    pub fn wait_indexed(&self) {
+        self.index.wait_indexed(self.tree_head().size);
     }
 
     /// Appends a batch of entries and returns once they are durable.
@@ -216,31 +283,27 @@ impl Ledger {
             });
         }
         let mut guard = lock(&self.writer);
-        let writer = match guard.as_mut() {
-            Some(writer) => writer,
-            None => guard.insert(Writer::load(self.store.as_ref(), self.tree_head())?),
-        };
-        let start = writer.range.size();
-        let commit = writer.integrate(entries);
-        if let Err(err) = self.store.commit(&commit) {
-            // The store rolled back; bring the writer back in line with it (or retry later).
-            *guard = Writer::load(self.store.as_ref(), self.tree_head()).ok();
-            return Err(err);
-        }
+        let writer = &mut *guard;
+        let start = writer.end.size;
+        let end = self
+            .log
+            .append(&mut writer.range, writer.end, &mut writer.scratch, entries)?;
+        writer.end = end;
         let tree = writer.range.tree_head();
-        *self.head.write().unwrap_or_else(PoisonError::into_inner) = tree;
+        *self.head.write().unwrap_or_else(PoisonError::into_inner) = Head { tree, end };
+        self.index.committed(tree.size);
+        if tilelog::sync_due(writer.synced_at) {
+            writer.synced_at = Instant::now();
+            // The entries are durable already; this only shortens recovery after a crash.
+            match self.log.sync_derived(end, &tree.root) {
+                Ok(()) => writer.synced = end,
+                Err(err) => tracing::warn!(error = %err, "cannot sync the derived tile files"),
+            }
+        }
         Ok(Appended {
             indices: start..tree.size,
             tree,
         })
-    }
-
-    fn reader(&self, size: u64) -> StoreTiles<'_> {
-        StoreTiles {
-            store: self.store.as_ref(),
-            size,
-            cache: RefCell::new(Vec::new()),
-        }
     }
 
     fn check_size(&self, size: u64) -> Result<(), Error> {
@@ -260,7 +323,7 @@ impl Ledger {
     /// [`Error::SizeOutOfRange`] beyond the committed size; storage errors.
     pub fn root_at(&self, size: u64) -> Result<Hash, Error> {
         self.check_size(size)?;
-        tree::root(&self.reader(size), size)
+        tree::root(&self.log.reader(size), size)
     }
 
     /// The inclusion proof for leaf `index` in the tree of `size` leaves.
@@ -269,29 +332,28 @@ impl Ledger {
     /// [`Error::SizeOutOfRange`], [`Error::IndexOutOfRange`], storage errors.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, Error> {
         self.check_size(size)?;
-        tree::inclusion_proof(&self.reader(size), index, size)
+        tree::inclusion_proof(&self.log.reader(size), index, size)
     }
 
     /// The index of the first leaf with `leaf_hash` and its inclusion proof in the tree of
     /// `size` leaves.
     ///
     /// # Errors
-    /// [`Error::LeafNotFound`] if no such leaf is in that tree; as [`Ledger::inclusion_proof`].
+    /// [`Error::LeafNotFound`] if no such leaf is in that tree; [`Error::IndexBehind`] if the
+    /// leaf index has not caught up far enough to tell (retry); as [`Ledger::inclusion_proof`].
     pub fn inclusion_proof_by_leaf_hash(
         &self,
         leaf_hash: &Hash,
         size: u64,
     ) -> Result<(u64, Vec<Hash>), Error> {
         self.check_size(size)?;
-        let index = self
-            .store
-            .leaf_index(leaf_hash)?
-            .filter(|index| *index < size)
-            .ok_or(Error::LeafNotFound {
+        match self.index.find(&self.log, leaf_hash, size)? {
+            Lookup::Found(index) => Ok((index, self.inclusion_proof(index, size)?)),
+            Lookup::Absent => Err(Error::LeafNotFound {
                 leaf_hash: *leaf_hash,
                 size,
-            })?;
-        Ok((index, self.inclusion_proof(index, size)?))
+            }),
+        }
     }
 
     /// The consistency proof from the tree of `old` leaves to the tree of `new` leaves.
@@ -300,7 +362,7 @@ impl Ledger {
     /// [`Error::InvalidSizes`] unless `0 < old <= new`; [`Error::SizeOutOfRange`].
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, Error> {
         self.check_size(new)?;
-        tree::consistency_proof(&self.reader(new), old, new)
+        tree::consistency_proof(&self.log.reader(new), old, new)
     }
 
     /// The bytes of hash tile `(level, index)` at width `width` (1..=256), a C2SP tile.
@@ -313,16 +375,8 @@ impl Ledger {
         if width == 0 || width > available {
             return Err(self.beyond_tree(level, index, width));
         }
-        let want = usize::from(width) * HASH_SIZE;
-        let mut bytes = self
-            .store
-            .hash_tile(TileKey { level, index })?
-            .filter(|b| b.len() >= want)
-            .ok_or_else(|| {
-                Error::corrupted(format!("hash tile {level}/{index} is missing or short"))
-            })?;
-        bytes.truncate(want);
-        Ok(bytes)
+        self.log
+            .level_hashes(level, index * 256, usize::from(width))
     }
 
     /// The bytes of entry bundle `index` holding its first `width` (1..=256) entries.
@@ -335,17 +389,7 @@ impl Ledger {
         if width == 0 || width > available {
             return Err(self.beyond_tree(0, index, width));
         }
-        let stored = self
-            .store
-            .entry_bundle(index)?
-            .ok_or_else(|| Error::corrupted(format!("entry bundle {index} is missing")))?;
-        let entries = bundle::decode_bundle(&stored, BUNDLE_ENTRIES)
-            .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))?;
-        let wanted = entries
-            .get(..usize::from(width))
-            .ok_or_else(|| Error::corrupted(format!("entry bundle {index} is short")))?;
-        bundle::encode_bundle(wanted.iter().copied())
-            .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))
+        self.log.bundle(index, usize::from(width), self.head().end)
     }
 
     /// The bytes of a C2SP tile (hash tile or entry bundle) by its coordinates, e.g. from
@@ -447,16 +491,14 @@ impl Ledger {
         if index >= size {
             return Err(Error::IndexOutOfRange { index, size });
         }
-        let stored = self
-            .store
-            .entry_bundle(index / 256)?
-            .ok_or_else(|| Error::corrupted(format!("entry bundle {} is missing", index / 256)))?;
-        let entries = bundle::decode_bundle(&stored, BUNDLE_ENTRIES)
-            .map_err(|e| Error::corrupted(format!("entry bundle {}: {e}", index / 256)))?;
-        entries
-            .get((index % 256) as usize)
-            .map(|e| e.to_vec())
-            .ok_or_else(|| Error::corrupted(format!("entry bundle {} is short", index / 256)))
+        let bundle_index = index / 256;
+        let width = (index % 256) as usize + 1;
+        let bytes = self.log.bundle(bundle_index, width, self.head().end)?;
+        bundle::iter_bundle(&bytes)
+            .last()
+            .and_then(Result::ok)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::corrupted(format!("entry bundle {bundle_index} is short")))
     }
 
     /// Signs and durably stores a checkpoint of the committed tree.
@@ -474,15 +516,12 @@ impl Ledger {
             self.check_extends(&previous.checkpoint.tree, &tree)?;
         }
         // The origin was validated at open, so signing fails only on a bug in the encoder.
-        let sign_error = |e: CheckpointError| Error::Signing {
-            reason: e.to_string(),
-        };
-        let checkpoint = Checkpoint::new(self.origin.clone(), tree).map_err(sign_error)?;
+        let checkpoint = Checkpoint::new(self.origin.clone(), tree).map_err(Error::Signing)?;
         let note = checkpoint
             .sign(&self.signer)
-            .map_err(sign_error)?
+            .map_err(Error::Signing)?
             .to_bytes();
-        self.store.put_checkpoint(tree.size, &note)?;
+        self.kv.put_checkpoint(tree.size, &note)?;
         let signed = SignedCheckpoint { checkpoint, note };
         *last = Some(signed.clone());
         Ok(signed)
@@ -490,29 +529,24 @@ impl Ledger {
 
     /// Checks that `new` extends `old` with a real consistency proof.
     fn check_extends(&self, old: &TreeHead, new: &TreeHead) -> Result<(), Error> {
-        let inconsistent = |reason: String| Error::Inconsistent { reason };
+        let inconsistent = |reason: Inconsistency| Error::Inconsistent {
+            last: old.size,
+            current: new.size,
+            reason,
+        };
         if new.size < old.size {
-            return Err(inconsistent(format!(
-                "tree size {} is smaller than the last checkpoint's {}",
-                new.size, old.size
-            )));
+            return Err(inconsistent(Inconsistency::Smaller));
         }
         if old.size == 0 {
             return if old.root == Hash::empty_root() {
                 Ok(())
             } else {
-                Err(inconsistent(
-                    "the last checkpoint has size 0 but a non-empty root".into(),
-                ))
+                Err(inconsistent(Inconsistency::NonEmptyRootAtZero))
             };
         }
         let consistency = self.consistency_proof(old.size, new.size)?;
-        proof::verify_consistency(old, new, &consistency).map_err(|e| {
-            inconsistent(format!(
-                "size {} does not extend size {}: {e}",
-                new.size, old.size
-            ))
-        })
+        proof::verify_consistency(old, new, &consistency)
+            .map_err(|e| inconsistent(Inconsistency::Proof(e)))
     }
 
     /// The last signed checkpoint, if any.
@@ -525,146 +559,78 @@ impl Ledger {
     /// # Errors
     /// Storage errors.
     pub fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
-        self.store.checkpoint(size)
+        self.kv.checkpoint(size)
     }
 }
 
-impl Writer {
-    /// Loads the writer state for the committed tree `head` from the store, re-deriving the
-    /// root from the tiles and checking it against `head.root`.
-    fn load(store: &dyn Store, head: TreeHead) -> Result<Self, Error> {
-        let reader = StoreTiles {
-            store,
-            size: head.size,
-            cache: RefCell::new(Vec::new()),
-        };
-        let range = CompactRange::from_tiles(&reader, head.size)?;
-        let derived = range.root();
-        if derived != head.root {
-            return Err(Error::RootMismatch {
-                size: head.size,
-                recorded: head.root,
-                derived,
-            });
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // A clean shutdown leaves nothing to recompute at the next open.
+        let writer = lock(&self.writer);
+        if writer.synced != writer.end
+            && let Err(err) = self.log.sync_derived(writer.end, &writer.range.root())
+        {
+            tracing::warn!(error = %err, "cannot sync the derived tile files at shutdown");
         }
-        let mut tiles = Vec::new();
-        for level in 0u8..8 {
-            let row = head.size >> (8 * u32::from(level));
-            if row == 0 && level > 0 {
-                break;
-            }
-            let index = row / 256;
-            let count = (row % 256) as usize;
-            let mut bytes = Vec::with_capacity(FULL_TILE_BYTES);
-            if count > 0 {
-                let stored = store
-                    .hash_tile(TileKey { level, index })?
-                    .filter(|b| b.len() >= count * HASH_SIZE)
-                    .ok_or_else(|| {
-                        Error::corrupted(format!("edge tile {level}/{index} is short"))
-                    })?;
-                bytes.extend_from_slice(stored.get(..count * HASH_SIZE).unwrap_or_default());
-            }
-            tiles.push(Edge {
-                index,
-                bytes,
-                count,
-            });
-        }
-        let index = head.size / 256;
-        let count = (head.size % 256) as usize;
-        let mut bytes = Vec::new();
-        if count > 0 {
-            let stored = store
-                .entry_bundle(index)?
-                .ok_or_else(|| Error::corrupted(format!("edge bundle {index} is missing")))?;
-            let entries = bundle::decode_bundle(&stored, BUNDLE_ENTRIES)
-                .map_err(|e| Error::corrupted(format!("edge bundle {index}: {e}")))?;
-            let kept = entries
-                .get(..count)
-                .ok_or_else(|| Error::corrupted(format!("edge bundle {index} is short")))?;
-            bytes = bundle::encode_bundle(kept.iter().copied())
-                .map_err(|e| Error::corrupted(format!("edge bundle {index}: {e}")))?;
-        }
-        Ok(Writer {
-            range,
-            tiles,
-            bundle: Edge {
-                index,
-                bytes,
-                count,
-            },
-        })
     }
+}
 
-    /// Integrates `entries` into the in-memory edge and returns the commit that persists it.
-    /// Entries were validated by the caller.
-    fn integrate<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Commit {
-        let mut commit = Commit::default();
-        let mut touched_levels = 0u64;
-        let Writer {
-            range,
-            tiles,
-            bundle: edge_bundle,
-        } = self;
-        for entry in entries {
-            let entry = entry.as_ref();
-            let index = range.size();
-            let hash = leaf_hash(entry);
-            commit.leaves.push((hash, index));
-            // Entry sizes were checked by `Ledger::append`, so this cannot fail.
-            let _ = bundle::append_entry(&mut edge_bundle.bytes, entry);
-            edge_bundle.count += 1;
-            if edge_bundle.count == BUNDLE_ENTRIES {
-                commit
-                    .bundles
-                    .push((edge_bundle.index, std::mem::take(&mut edge_bundle.bytes)));
-                edge_bundle.index += 1;
-                edge_bundle.count = 0;
-            }
-            range.append(hash, |level, _, node| {
-                if level % 8 != 0 {
-                    return;
-                }
-                let tile_level = (level / 8) as usize;
-                if tiles.len() <= tile_level {
-                    tiles.resize_with(tile_level + 1, Edge::default);
-                }
-                touched_levels |= 1 << tile_level;
-                if let Some(edge) = tiles.get_mut(tile_level) {
-                    edge.bytes.extend_from_slice(node.as_bytes());
-                    edge.count += 1;
-                    if edge.count == 256 {
-                        let key = TileKey {
-                            level: tile_level as u8,
-                            index: edge.index,
-                        };
-                        let full =
-                            std::mem::replace(&mut edge.bytes, Vec::with_capacity(FULL_TILE_BYTES));
-                        commit.tiles.push((key, full));
-                        edge.index += 1;
-                        edge.count = 0;
-                    }
-                }
-            });
-        }
-        for (level, edge) in tiles.iter().enumerate() {
-            if touched_levels & (1 << level) != 0 && edge.count > 0 {
-                let key = TileKey {
-                    level: level as u8,
-                    index: edge.index,
-                };
-                commit.tiles.push((key, edge.bytes.clone()));
-            }
-        }
-        if !entries.is_empty() && edge_bundle.count > 0 {
-            commit
-                .bundles
-                .push((edge_bundle.index, edge_bundle.bytes.clone()));
-        }
-        commit.tree = Some(range.tree_head());
-        commit
+/// Removes a directory tree if it exists.
+fn remove_dir_if_exists(dir: &Path) -> Result<(), Error> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io_path("remove an interrupted migration", dir, e)),
     }
+}
+
+/// Moves a format-1 store's entries into the log files, checks that they give the recorded
+/// root, and only then removes the old data.
+fn migrate(
+    kv: &dyn Store,
+    log: &TileLog,
+    writer: &mut Writer,
+    head: TreeHead,
+) -> Result<(), Error> {
+    tracing::info!(size = head.size, "migrating the store from format 1");
+    let bundles = head.size.div_ceil(BUNDLE_ENTRIES as u64);
+    let mut first = 0u64;
+    while first < bundles {
+        let last = bundles.min(first + MIGRATION_BUNDLES);
+        let mut raw = Vec::new();
+        for index in first..last {
+            let width = usize::from(entry_bundle_width(index, head.size).unwrap_or(0));
+            let bytes = kv.legacy_bundle(index)?.ok_or_else(|| {
+                Error::corrupted(format!("format-1 entry bundle {index} is missing"))
+            })?;
+            raw.push((index, width, bytes));
+        }
+        let mut entries: Vec<&[u8]> = Vec::new();
+        for (index, width, bytes) in &raw {
+            let decoded = bundle::decode_bundle(bytes, BUNDLE_ENTRIES)
+                .map_err(|e| Error::corrupted(format!("format-1 entry bundle {index}: {e}")))?;
+            let kept = decoded.get(..*width).ok_or_else(|| {
+                Error::corrupted(format!("format-1 entry bundle {index} is short"))
+            })?;
+            entries.extend_from_slice(kept);
+        }
+        writer.end = log.append(&mut writer.range, writer.end, &mut writer.scratch, &entries)?;
+        first = last;
+    }
+    let derived = writer.range.root();
+    if writer.end.size != head.size || derived != head.root {
+        return Err(Error::RootMismatch {
+            size: head.size,
+            recorded: head.root,
+            derived,
+        });
+    }
+    log.sync_derived(writer.end, &derived)?;
+    writer.synced = writer.end;
+    kv.put_meta(FORMAT_KEY, FORMAT.as_bytes())?;
+    kv.drop_legacy()?;
+    tracing::info!(size = head.size, "migrated the store to format 2");
+    Ok(())
 }
 
 /// Splits tile bytes into hashes (a trailing partial hash is ignored).
@@ -673,50 +639,4 @@ fn hashes(bytes: &[u8]) -> Vec<Hash> {
         .chunks_exact(HASH_SIZE)
         .filter_map(|c| Hash::try_from_slice(c).ok())
         .collect()
-}
-
-/// Reads hash tiles from a store for a tree of `size` leaves, caching the last few tiles
-/// (a proof touches the same low tiles several times).
-struct StoreTiles<'a> {
-    store: &'a dyn Store,
-    size: u64,
-    cache: RefCell<Vec<(TileKey, Vec<Hash>)>>,
-}
-
-/// Tiles kept by [`StoreTiles`]: enough for one proof's low levels.
-const TILE_CACHE: usize = 8;
-
-impl HashTileReader for StoreTiles<'_> {
-    type Error = Error;
-
-    fn read_hash_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<Hash>, Error> {
-        let key = TileKey { level, index };
-        let want = usize::from(width);
-        if let Some((_, hashes)) = self
-            .cache
-            .borrow()
-            .iter()
-            .find(|(k, h)| *k == key && h.len() >= want)
-        {
-            return Ok(hashes.clone());
-        }
-        let available = usize::from(hash_tile_width(level, index, self.size).unwrap_or(0));
-        let bytes = self.store.hash_tile(key)?.unwrap_or_default();
-        if bytes.len() < available * HASH_SIZE || available < want {
-            return Err(tree::TreeError::ShortTile {
-                level,
-                index,
-                got: bytes.len() / HASH_SIZE,
-                want,
-            }
-            .into());
-        }
-        let hashes: Vec<Hash> = hashes(bytes.get(..available * HASH_SIZE).unwrap_or_default());
-        let mut cache = self.cache.borrow_mut();
-        if cache.len() >= TILE_CACHE {
-            cache.remove(0);
-        }
-        cache.push((key, hashes.clone()));
-        Ok(hashes)
-    }
 }

@@ -1,19 +1,38 @@
 //! The error type of the durable engine and its stores.
 
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::CheckpointError;
 use crate::hash::Hash;
+use crate::proof::ProofError;
 use crate::tree::TreeError;
+
+/// The error a storage backend reported, kept as the source of [`Error::Storage`].
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Errors from the ledger engine and its storage backends.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The storage backend failed (I/O, locking, the database itself).
-    #[error("storage error during {context}: {message}")]
+    /// The key-value backend failed (I/O, locking, the database itself).
+    #[error("storage error during {context}: {source}")]
     Storage {
         /// What the engine was doing.
         context: &'static str,
-        /// The backend's message.
-        message: String,
+        /// The backend's error.
+        #[source]
+        source: BackendError,
+    },
+    /// Reading or writing one of the log's files failed.
+    #[error("I/O error during {context}{}: {source}", at(.path.as_deref()))]
+    Io {
+        /// What the engine was doing.
+        context: &'static str,
+        /// The file or directory, when one is known.
+        path: Option<PathBuf>,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// Stored data does not decode or does not recompute: the store is damaged.
     #[error("store is corrupted: {what}")]
@@ -37,7 +56,8 @@ pub enum Error {
         /// The checkpoint's tree size.
         size: u64,
         /// Why it was rejected.
-        reason: String,
+        #[source]
+        reason: CheckpointMismatch,
     },
     /// The origin configured differs from the one this store was created with.
     #[error("store belongs to origin {stored:?}, not {configured:?}")]
@@ -56,11 +76,8 @@ pub enum Error {
         reason: String,
     },
     /// Signing a checkpoint failed (the note could not be encoded).
-    #[error("cannot sign checkpoint: {reason}")]
-    Signing {
-        /// The encoder's message.
-        reason: String,
-    },
+    #[error("cannot sign checkpoint: {0}")]
+    Signing(#[source] CheckpointError),
     /// An entry in an append batch is too large for a C2SP entry bundle.
     #[error("entry {position} of the batch is {size} bytes; the maximum is 65535")]
     EntryTooLarge {
@@ -102,10 +119,34 @@ pub enum Error {
         size: u64,
     },
     /// A checkpoint would not be consistent with the last signed one; nothing was signed.
-    #[error("refusing to sign: {reason}")]
+    #[error(
+        "refusing to sign tree size {current} over the last checkpoint's size {last}: {reason}"
+    )]
     Inconsistent {
+        /// The last signed checkpoint's tree size.
+        last: u64,
+        /// The tree size that would have been signed.
+        current: u64,
         /// Why the new tree does not extend the last checkpoint.
-        reason: String,
+        #[source]
+        reason: Inconsistency,
+    },
+    /// A lookup by leaf hash reached leaves the index has not caught up with (after a restart
+    /// that rebuilds it, or under a burst of appends). Retry shortly; never a wrong "absent".
+    #[error("the leaf index covers {indexed} of {size} leaves; retry shortly")]
+    IndexBehind {
+        /// Leaves indexed.
+        indexed: u64,
+        /// The tree size searched.
+        size: u64,
+    },
+    /// The store was written by a newer (or unknown) version of Veritrail.
+    #[error(
+        "the store has format {found:?}; this build reads formats \"1\" (migrated on open) and \"2\"; upgrade Veritrail"
+    )]
+    UnsupportedFormat {
+        /// The format recorded in the store.
+        found: String,
     },
     /// A store backend name is unknown or was not compiled in.
     #[error("unknown or disabled store backend {name:?} (expected \"redb\" or \"sled\")")]
@@ -115,12 +156,94 @@ pub enum Error {
     },
 }
 
+/// Why the last signed checkpoint does not match the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointMismatch {
+    /// It does not verify (signature, origin, encoding).
+    #[error("it does not verify: {0}")]
+    Invalid(#[source] CheckpointError),
+    /// It is stored under another size than the one it names.
+    #[error("it is stored under size {stored} but names size {named}")]
+    WrongKey {
+        /// The storage key.
+        stored: u64,
+        /// The size in the note.
+        named: u64,
+    },
+    /// It covers more entries than the store holds: acknowledged entries are missing.
+    #[error("the store holds only {held} entries")]
+    BeyondStore {
+        /// Entries in the store.
+        held: u64,
+    },
+    /// Its root differs from the root the stored tiles give.
+    #[error("its root {signed} differs from the root {derived} the tiles give")]
+    RootDiffers {
+        /// The signed root.
+        signed: Hash,
+        /// The root derived from the tiles.
+        derived: Hash,
+    },
+}
+
+/// Why a tree does not extend the last signed checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Inconsistency {
+    /// The tree is smaller than the checkpoint.
+    #[error("the tree is smaller")]
+    Smaller,
+    /// The checkpoint has size 0 but not the empty root.
+    #[error("the last checkpoint has size 0 but a non-empty root")]
+    NonEmptyRootAtZero,
+    /// The consistency proof built from the tiles does not verify.
+    #[error("the consistency proof from the tiles does not verify: {0}")]
+    Proof(#[source] ProofError),
+}
+
+fn at(path: Option<&Path>) -> String {
+    path.map(|p| format!(" ({})", p.display()))
+        .unwrap_or_default()
+}
+
 impl Error {
-    pub(crate) fn storage(context: &'static str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn storage(context: &'static str, err: impl Into<BackendError>) -> Self {
         Error::Storage {
             context,
-            message: err.to_string(),
+            source: err.into(),
         }
+    }
+
+    pub(crate) fn io(context: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            context,
+            path: None,
+            source,
+        }
+    }
+
+    pub(crate) fn io_path(context: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            context,
+            path: Some(path.to_owned()),
+            source,
+        }
+    }
+
+    /// Whether the error means the disk (or the user's quota) is full.
+    pub fn is_no_space(&self) -> bool {
+        let io = match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Storage { source, .. } => source.downcast_ref::<std::io::Error>(),
+            _ => None,
+        };
+        io.is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        })
     }
 
     pub(crate) fn corrupted(what: impl Into<String>) -> Self {

@@ -1,66 +1,44 @@
-//! Durable storage behind one small trait, with two backends: [`redb`](RedbStore) (default)
-//! and [`sled`](SledStore) (optional).
+//! Durable storage: the log's files, written once each (see [`tilelog`](self) below), and a
+//! small key-value store for everything else, with two backends: [`redb`](RedbStore)
+//! (default) and [`sled`](SledStore) (optional).
 //!
-//! A store keeps five things, all keyed big-endian so raw byte order is numeric order:
+//! A data directory holds:
 //!
-//! | what            | key                         | value                                  |
-//! |-----------------|-----------------------------|----------------------------------------|
-//! | tree head       | `tree_head`                 | size (u64 BE) ‖ root (32 bytes)        |
-//! | hash tiles      | level (u8) ‖ index (u64 BE) | up to 256 hashes (the latest width)    |
-//! | entry bundles   | index (u64 BE)              | C2SP bundle of up to 256 entries       |
-//! | leaf-hash index | leaf hash (32 bytes)        | first leaf index with that hash        |
-//! | checkpoints     | tree size (u64 BE)          | signed checkpoint note                 |
+//! | path                  | what                                                         | written          |
+//! |-----------------------|--------------------------------------------------------------|------------------|
+//! | `log/entries`         | every entry once, in checksummed frames                      | fsynced per commit |
+//! | `log/level-<L>`       | every hash-tile node of level `L`, 32 bytes each             | derived, synced each second |
+//! | `log/bundles`         | the entry-log offset of each entry bundle                    | derived          |
+//! | `log/state`           | how far the derived files are durable                        | each second      |
+//! | `leaf-index/*.run`    | sorted runs: leaf-hash prefix → index                        | behind the committer |
+//! | `ledger.redb` / `ledger.sled` | origin, format version, signed checkpoints           | per checkpoint   |
 //!
-//! The rightmost (partial) tile of each level and the rightmost bundle are rewritten in place
-//! as they grow: a partial tile of width `W` is always a prefix of every later version, so a
-//! reader asking for an older width takes a prefix. A [`Commit`] is applied atomically and is
-//! durable when [`Store::commit`] returns.
+//! The key-value store keys are big-endian so raw byte order is numeric order. Everything is
+//! created owner-only: directories `0700`, files `0600`.
 
 #[cfg(feature = "redb")]
 mod redb;
 #[cfg(feature = "sled")]
 mod sled;
 
+pub(crate) mod leaf_index;
+pub(crate) mod tilelog;
+
 #[cfg(feature = "redb")]
 pub use self::redb::RedbStore;
 #[cfg(feature = "sled")]
 pub use self::sled::{LOCK_WAIT as SLED_LOCK_WAIT, SledStore};
+pub use leaf_index::{IndexStatus, RUN_MIN, TAIL_SCAN_LIMIT};
+
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::hash::{Hash, TreeHead};
 
-/// Identifies a hash tile: its level and index (its width is implied by the tree size).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TileKey {
-    /// Tile level, 0..=63.
-    pub level: u8,
-    /// Tile index within the level.
-    pub index: u64,
-}
-
-impl TileKey {
-    /// The 9-byte big-endian storage key.
-    pub fn to_bytes(self) -> [u8; 9] {
-        let mut key = [0u8; 9];
-        let (level, index) = key.split_at_mut(1);
-        level.copy_from_slice(&[self.level]);
-        index.copy_from_slice(&self.index.to_be_bytes());
-        key
-    }
-}
-
-/// One atomic, durable unit of growth: everything an integrated batch changes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Commit {
-    /// The tree head after the batch.
-    pub tree: Option<TreeHead>,
-    /// Hash tiles written (full tiles once, partial tiles rewritten), as concatenated hashes.
-    pub tiles: Vec<(TileKey, Vec<u8>)>,
-    /// Entry bundles written, C2SP-encoded.
-    pub bundles: Vec<(u64, Vec<u8>)>,
-    /// New leaf hashes with their indices; the store keeps the first index of each hash.
-    pub leaves: Vec<(Hash, u64)>,
-}
+/// The store format this build writes (kept under the metadata key [`FORMAT_KEY`]).
+pub const FORMAT: &str = "2";
+/// Metadata key of the store format.
+pub const FORMAT_KEY: &str = "format";
 
 /// Which backend a store uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,41 +63,11 @@ impl std::str::FromStr for Backend {
     }
 }
 
-/// Durable key-value storage for one log. Implementations must make [`Store::commit`] and
-/// [`Store::put_checkpoint`] atomic and durable before they return.
+/// Durable key-value storage for a log's metadata and signed checkpoints. Implementations
+/// must make every write atomic and durable before it returns.
 pub trait Store: Send + Sync + 'static {
     /// The backend's name, for logs and errors.
     fn backend(&self) -> Backend;
-
-    /// The committed tree head, or `None` for a new store.
-    ///
-    /// # Errors
-    /// [`Error::Storage`] or [`Error::Corrupted`].
-    fn tree_head(&self) -> Result<Option<TreeHead>, Error>;
-
-    /// Applies `commit` atomically; returns only once it is durable.
-    ///
-    /// # Errors
-    /// [`Error::Storage`]; on error nothing of the commit is visible.
-    fn commit(&self, commit: &Commit) -> Result<(), Error>;
-
-    /// The stored bytes of hash tile `key` (its latest width), if any.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    fn hash_tile(&self, key: TileKey) -> Result<Option<Vec<u8>>, Error>;
-
-    /// The stored entry bundle `index` (its latest width), if any.
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    fn entry_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error>;
-
-    /// The first leaf index whose leaf hash is `leaf_hash`, if any.
-    ///
-    /// # Errors
-    /// [`Error::Storage`] or [`Error::Corrupted`].
-    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, Error>;
 
     /// Durably stores a signed checkpoint note for tree size `size`.
     ///
@@ -150,38 +98,107 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`Error::Storage`].
     fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), Error>;
+
+    /// The tree head recorded by a store of format 1 (entries and tiles kept in the key-value
+    /// store), if this is one: the starting point of a migration.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] or [`Error::Corrupted`].
+    fn legacy_tree_head(&self) -> Result<Option<TreeHead>, Error>;
+
+    /// Entry bundle `index` of a format-1 store (its latest width).
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn legacy_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Removes the format-1 data (tree head, tiles, bundles, leaf index) once migrated.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    fn drop_legacy(&self) -> Result<(), Error>;
 }
 
-/// Opens (creating if needed) a store of the given backend under directory `dir`.
-///
-/// # Errors
-/// [`Error::Storage`] if the directory or database cannot be opened;
-/// [`Error::UnknownBackend`] if the backend was not compiled in.
-pub fn open(backend: Backend, dir: &std::path::Path) -> Result<Box<dyn Store>, Error> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::storage("create data directory", e))?;
-    match backend {
-        #[cfg(feature = "redb")]
-        Backend::Redb => Ok(Box::new(RedbStore::open(&dir.join("ledger.redb"))?)),
-        #[cfg(feature = "sled")]
-        Backend::Sled => Ok(Box::new(SledStore::open(&dir.join("ledger.sled"))?)),
-        #[allow(unreachable_patterns)]
-        other => Err(Error::UnknownBackend {
-            name: format!("{other:?}"),
-        }),
+/// An opened data directory: the key-value store and where the log's files live. Pass it to
+/// [`Ledger::open`](crate::Ledger::open).
+pub struct Storage {
+    pub(crate) kv: Box<dyn Store>,
+    pub(crate) dir: PathBuf,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("backend", &self.kv.backend())
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
-/// Encodes a tree head as size (u64 BE) ‖ root.
-#[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
-pub(crate) fn encode_tree_head(tree: &TreeHead) -> [u8; 40] {
-    let mut out = [0u8; 40];
-    let (size, root) = out.split_at_mut(8);
-    size.copy_from_slice(&tree.size.to_be_bytes());
-    root.copy_from_slice(tree.root.as_bytes());
-    out
+impl Storage {
+    /// The key-value store.
+    pub fn kv(&self) -> &dyn Store {
+        self.kv.as_ref()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
 }
 
-/// Decodes a stored tree head.
+/// Opens (creating if needed, owner-only) the data directory `dir` with the given backend for
+/// its key-value store.
+///
+/// # Errors
+/// [`Error::Storage`] or [`Error::Io`] if the directory or database cannot be opened;
+/// [`Error::UnknownBackend`] if the backend was not compiled in.
+pub fn open(backend: Backend, dir: &Path) -> Result<Storage, Error> {
+    tilelog::create_private_dir(dir)?;
+    let kv: Box<dyn Store> = match backend {
+        #[cfg(feature = "redb")]
+        Backend::Redb => Box::new(RedbStore::open(&dir.join("ledger.redb"))?),
+        #[cfg(feature = "sled")]
+        Backend::Sled => Box::new(SledStore::open(&dir.join("ledger.sled"))?),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(Error::UnknownBackend {
+                name: format!("{other:?}"),
+            });
+        }
+    };
+    restrict(&dir.join("ledger.redb"))?;
+    restrict(&dir.join("ledger.sled"))?;
+    Ok(Storage {
+        kv,
+        dir: dir.to_owned(),
+    })
+}
+
+/// Makes `path` (a file, or a directory and everything in it) owner-only, if it exists.
+fn restrict(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let set = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io_path("restrict permissions", p, e))
+    };
+    if meta.is_dir() {
+        set(path, 0o700)?;
+        let entries =
+            std::fs::read_dir(path).map_err(|e| Error::io_path("restrict permissions", path, e))?;
+        for entry in entries.flatten() {
+            restrict(&entry.path())?;
+        }
+    } else if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        set(path, 0o600)?;
+    }
+    Ok(())
+}
+
+/// Decodes a stored format-1 tree head: size (u64 BE) ‖ root.
 #[cfg_attr(not(any(feature = "redb", feature = "sled")), allow(dead_code))]
 pub(crate) fn decode_tree_head(bytes: &[u8]) -> Result<TreeHead, Error> {
     let (size, root) = bytes
@@ -206,9 +223,8 @@ pub(crate) fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, Error> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 pub(crate) mod tests {
-    //! The suite every backend must pass, including a model test against a `BTreeMap`.
+    //! The suite every key-value backend must pass.
     use super::*;
-    use crate::hash::leaf_hash;
     use std::collections::BTreeMap;
 
     pub(crate) fn store_suite(open: &dyn Fn(&std::path::Path) -> Box<dyn Store>) {
@@ -216,30 +232,8 @@ pub(crate) mod tests {
         let path = dir.path().join("db");
         {
             let store = open(&path);
-            assert_eq!(store.tree_head().unwrap(), None);
             assert_eq!(store.latest_checkpoint().unwrap(), None);
-            let t1 = TreeHead::new(3, leaf_hash(b"root"));
-            let commit = Commit {
-                tree: Some(t1),
-                tiles: vec![(TileKey { level: 0, index: 0 }, vec![7; 96])],
-                bundles: vec![(0, vec![0, 1, b'a'])],
-                leaves: vec![
-                    (leaf_hash(b"a"), 0),
-                    (leaf_hash(b"b"), 1),
-                    (leaf_hash(b"a"), 2),
-                ],
-            };
-            store.commit(&commit).unwrap();
-            // The first index of a repeated leaf hash is kept, within and across commits.
-            store
-                .commit(&Commit {
-                    leaves: vec![(leaf_hash(b"b"), 9)],
-                    ..Commit::default()
-                })
-                .unwrap();
-            assert_eq!(store.leaf_index(&leaf_hash(b"a")).unwrap(), Some(0));
-            assert_eq!(store.leaf_index(&leaf_hash(b"b")).unwrap(), Some(1));
-            assert_eq!(store.leaf_index(&leaf_hash(b"c")).unwrap(), None);
+            assert_eq!(store.legacy_tree_head().unwrap(), None);
             store.put_checkpoint(1, b"one").unwrap();
             store.put_checkpoint(300, b"three hundred").unwrap();
             store.put_checkpoint(2, b"two").unwrap();
@@ -247,20 +241,6 @@ pub(crate) mod tests {
         }
         // Everything survives a reopen.
         let store = open(&path);
-        assert_eq!(
-            store.tree_head().unwrap(),
-            Some(TreeHead::new(3, leaf_hash(b"root")))
-        );
-        assert_eq!(
-            store.hash_tile(TileKey { level: 0, index: 0 }).unwrap(),
-            Some(vec![7; 96])
-        );
-        assert_eq!(
-            store.hash_tile(TileKey { level: 1, index: 0 }).unwrap(),
-            None
-        );
-        assert_eq!(store.entry_bundle(0).unwrap(), Some(vec![0, 1, b'a']));
-        assert_eq!(store.entry_bundle(1).unwrap(), None);
         assert_eq!(store.checkpoint(2).unwrap(), Some(b"two".to_vec()));
         assert_eq!(store.checkpoint(3).unwrap(), None);
         // Big-endian keys: 300 sorts after 2 and 1.
@@ -273,35 +253,27 @@ pub(crate) mod tests {
             Some(b"example.com/log".to_vec())
         );
         assert_eq!(store.meta("other").unwrap(), None);
+        assert_eq!(store.legacy_bundle(0).unwrap(), None);
+        store.drop_legacy().unwrap();
 
-        // Model test: random overwrites of tiles and bundles agree with a BTreeMap.
-        let mut model_tiles = BTreeMap::new();
-        let mut model_bundles = BTreeMap::new();
+        // Model test: random checkpoints and metadata agree with a BTreeMap.
+        let mut model = BTreeMap::new();
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         for round in 0..200u64 {
-            let mut commit = Commit::default();
-            for _ in 0..3 {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let key = TileKey {
-                    level: (state >> 60) as u8 % 3,
-                    index: (state >> 32) % 1000,
-                };
-                let value = vec![(state >> 8) as u8; (state % 64) as usize];
-                model_tiles.insert(key, value.clone());
-                commit.tiles.push((key, value));
-                let bundle = (state >> 40) % 300;
-                model_bundles.insert(bundle, round.to_be_bytes().to_vec());
-                commit.bundles.push((bundle, round.to_be_bytes().to_vec()));
-            }
-            store.commit(&commit).unwrap();
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let size = (state >> 32) % 1000;
+            store.put_checkpoint(size, &round.to_be_bytes()).unwrap();
+            model.insert(size, round.to_be_bytes().to_vec());
         }
-        for (key, value) in &model_tiles {
-            assert_eq!(store.hash_tile(*key).unwrap().as_ref(), Some(value));
+        for (size, value) in &model {
+            assert_eq!(store.checkpoint(*size).unwrap().as_ref(), Some(value));
         }
-        for (index, value) in &model_bundles {
-            assert_eq!(store.entry_bundle(*index).unwrap().as_ref(), Some(value));
-        }
+        let (last, value) = model.iter().next_back().unwrap();
+        assert_eq!(
+            store.latest_checkpoint().unwrap(),
+            Some((*last, value.clone()))
+        );
     }
 }

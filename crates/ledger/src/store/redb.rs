@@ -1,25 +1,26 @@
-//! The redb backend (default): one file, copy-on-write B-trees, commits with immediate
-//! durability (fsync before `commit` returns).
+//! The redb backend (default): one file, copy-on-write B-trees, writes with immediate
+//! durability (fsync before they return).
 
 use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{Backend, Commit, Store, TileKey, decode_tree_head, decode_u64, encode_tree_head};
+use super::{Backend, Store, decode_tree_head, decode_u64};
 use crate::error::Error;
-use crate::hash::{Hash, TreeHead};
+use crate::hash::TreeHead;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+// Format 1 kept the tree in these; read only to migrate.
 const TILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tiles");
 const BUNDLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bundles");
 const LEAVES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("leaves");
-const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
-
 const TREE_HEAD_KEY: &str = "tree_head";
 
 /// A [`Store`] in one redb database file.
 pub struct RedbStore {
-    db: Database,
+    /// Written only to compact after a migration (which needs `&mut`).
+    db: std::sync::RwLock<Database>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -33,6 +34,12 @@ fn err(context: &'static str) -> impl FnOnce(redb::Error) -> Error {
 }
 
 impl RedbStore {
+    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Opens or creates the database file at `path`.
     ///
     /// # Errors
@@ -46,13 +53,12 @@ impl RedbStore {
         {
             let map = |e: TableError| err("create tables")(e.into());
             txn.open_table(META).map_err(map)?;
-            txn.open_table(TILES).map_err(map)?;
-            txn.open_table(BUNDLES).map_err(map)?;
-            txn.open_table(LEAVES).map_err(map)?;
             txn.open_table(CHECKPOINTS).map_err(map)?;
         }
         txn.commit().map_err(|e| err("create tables")(e.into()))?;
-        Ok(RedbStore { db })
+        Ok(RedbStore {
+            db: std::sync::RwLock::new(db),
+        })
     }
 
     fn get(
@@ -61,7 +67,7 @@ impl RedbStore {
         key: &[u8],
         context: &'static str,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let txn = self.db.begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
         let table = txn.open_table(table).map_err(|e| err(context)(e.into()))?;
         let value = table.get(key).map_err(|e| err(context)(e.into()))?;
         Ok(value.map(|v| v.value().to_vec()))
@@ -72,7 +78,10 @@ impl RedbStore {
         context: &'static str,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), Error> {
-        let mut txn = self.db.begin_write().map_err(|e| err(context)(e.into()))?;
+        let mut txn = self
+            .db()
+            .begin_write()
+            .map_err(|e| err(context)(e.into()))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| Error::storage(context, e))?;
         f(&txn).map_err(err(context))?;
@@ -83,65 +92,6 @@ impl RedbStore {
 impl Store for RedbStore {
     fn backend(&self) -> Backend {
         Backend::Redb
-    }
-
-    fn tree_head(&self) -> Result<Option<TreeHead>, Error> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| err("read tree head")(e.into()))?;
-        let table = txn
-            .open_table(META)
-            .map_err(|e| err("read tree head")(e.into()))?;
-        let value = table
-            .get(TREE_HEAD_KEY)
-            .map_err(|e| err("read tree head")(e.into()))?;
-        value.map(|v| decode_tree_head(v.value())).transpose()
-    }
-
-    fn commit(&self, commit: &Commit) -> Result<(), Error> {
-        self.write("commit batch", |txn| {
-            {
-                let mut tiles = txn.open_table(TILES)?;
-                for (key, value) in &commit.tiles {
-                    tiles.insert(key.to_bytes().as_slice(), value.as_slice())?;
-                }
-            }
-            {
-                let mut bundles = txn.open_table(BUNDLES)?;
-                for (index, value) in &commit.bundles {
-                    bundles.insert(index.to_be_bytes().as_slice(), value.as_slice())?;
-                }
-            }
-            {
-                let mut leaves = txn.open_table(LEAVES)?;
-                for (hash, index) in &commit.leaves {
-                    if leaves.get(hash.as_bytes().as_slice())?.is_none() {
-                        leaves
-                            .insert(hash.as_bytes().as_slice(), index.to_be_bytes().as_slice())?;
-                    }
-                }
-            }
-            if let Some(tree) = &commit.tree {
-                let mut meta = txn.open_table(META)?;
-                meta.insert(TREE_HEAD_KEY, encode_tree_head(tree).as_slice())?;
-            }
-            Ok(())
-        })
-    }
-
-    fn hash_tile(&self, key: TileKey) -> Result<Option<Vec<u8>>, Error> {
-        self.get(TILES, &key.to_bytes(), "read hash tile")
-    }
-
-    fn entry_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
-        self.get(BUNDLES, &index.to_be_bytes(), "read entry bundle")
-    }
-
-    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, Error> {
-        self.get(LEAVES, leaf_hash.as_bytes(), "read leaf index")?
-            .map(|v| decode_u64(&v, "leaf index"))
-            .transpose()
     }
 
     fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
@@ -158,7 +108,7 @@ impl Store for RedbStore {
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, Error> {
         let context = "read latest checkpoint";
-        let txn = self.db.begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
         let table = txn
             .open_table(CHECKPOINTS)
             .map_err(|e| err(context)(e.into()))?;
@@ -169,9 +119,47 @@ impl Store for RedbStore {
         Ok(Some((size, value.value().to_vec())))
     }
 
+    fn legacy_tree_head(&self) -> Result<Option<TreeHead>, Error> {
+        self.meta(TREE_HEAD_KEY)?
+            .map(|v| decode_tree_head(&v))
+            .transpose()
+    }
+
+    fn legacy_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
+        let context = "read a format-1 entry bundle";
+        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let table = match txn.open_table(BUNDLES) {
+            Ok(table) => table,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(err(context)(e.into())),
+        };
+        let value = table
+            .get(index.to_be_bytes().as_slice())
+            .map_err(|e| err(context)(e.into()))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn drop_legacy(&self) -> Result<(), Error> {
+        self.write("remove format-1 data", |txn| {
+            txn.delete_table(TILES)?;
+            txn.delete_table(BUNDLES)?;
+            txn.delete_table(LEAVES)?;
+            txn.open_table(META)?.remove(TREE_HEAD_KEY)?;
+            Ok(())
+        })?;
+        // Give the freed pages back to the file system.
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        db.compact()
+            .map_err(|e| Error::storage("compact after migration", e))?;
+        Ok(())
+    }
+
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let txn = self
-            .db
+            .db()
             .begin_read()
             .map_err(|e| err("read metadata")(e.into()))?;
         let table = txn

@@ -1,18 +1,19 @@
-//! The sled 0.34 backend (optional): one sled database, keys prefixed by kind, each commit
-//! applied as one atomic batch and then flushed to disk before `commit` returns.
+//! The sled 0.34 backend (optional): one sled database, keys prefixed by kind, each write
+//! applied as one atomic batch and then flushed to disk before it returns.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Backend, Commit, Store, TileKey, decode_tree_head, decode_u64, encode_tree_head};
+use super::{Backend, Store, decode_tree_head, decode_u64};
 use crate::error::Error;
-use crate::hash::{Hash, TreeHead};
+use crate::hash::TreeHead;
 
 const META: u8 = b'm';
+const CHECKPOINTS: u8 = b'c';
+// Format 1 kept the tree under these prefixes; read only to migrate.
 const TILES: u8 = b't';
 const BUNDLES: u8 = b'b';
 const LEAVES: u8 = b'l';
-const CHECKPOINTS: u8 = b'c';
 
 const TREE_HEAD_KEY: &[u8] = b"tree_head";
 
@@ -118,52 +119,6 @@ impl Store for SledStore {
         Backend::Sled
     }
 
-    fn tree_head(&self) -> Result<Option<TreeHead>, Error> {
-        self.get(&key(META, TREE_HEAD_KEY), "read tree head")?
-            .map(|v| decode_tree_head(&v))
-            .transpose()
-    }
-
-    fn commit(&self, commit: &Commit) -> Result<(), Error> {
-        let mut batch = sled::Batch::default();
-        for (k, value) in &commit.tiles {
-            batch.insert(key(TILES, &k.to_bytes()), value.as_slice());
-        }
-        for (index, value) in &commit.bundles {
-            batch.insert(key(BUNDLES, &index.to_be_bytes()), value.as_slice());
-        }
-        // This store has one writer (the engine), so checking before the batch is race-free.
-        let mut seen = std::collections::HashSet::new();
-        for (hash, index) in &commit.leaves {
-            let k = key(LEAVES, hash.as_bytes());
-            let exists = self
-                .db
-                .contains_key(&k)
-                .map_err(|e| Error::storage("commit batch", e))?;
-            if !exists && seen.insert(*hash) {
-                batch.insert(k, index.to_be_bytes().as_slice());
-            }
-        }
-        if let Some(tree) = &commit.tree {
-            batch.insert(key(META, TREE_HEAD_KEY), encode_tree_head(tree).as_slice());
-        }
-        self.apply(batch, "commit batch")
-    }
-
-    fn hash_tile(&self, k: TileKey) -> Result<Option<Vec<u8>>, Error> {
-        self.get(&key(TILES, &k.to_bytes()), "read hash tile")
-    }
-
-    fn entry_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
-        self.get(&key(BUNDLES, &index.to_be_bytes()), "read entry bundle")
-    }
-
-    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, Error> {
-        self.get(&key(LEAVES, leaf_hash.as_bytes()), "read leaf index")?
-            .map(|v| decode_u64(&v, "leaf index"))
-            .transpose()
-    }
-
     fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
         batch.insert(key(CHECKPOINTS, &size.to_be_bytes()), note);
@@ -182,6 +137,32 @@ impl Store for SledStore {
         let (k, v) = item.map_err(|e| Error::storage(context, e))?;
         let size = decode_u64(k.get(1..).unwrap_or_default(), "checkpoint size")?;
         Ok(Some((size, v.to_vec())))
+    }
+
+    fn legacy_tree_head(&self) -> Result<Option<TreeHead>, Error> {
+        self.get(&key(META, TREE_HEAD_KEY), "read a format-1 tree head")?
+            .map(|v| decode_tree_head(&v))
+            .transpose()
+    }
+
+    fn legacy_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.get(
+            &key(BUNDLES, &index.to_be_bytes()),
+            "read a format-1 entry bundle",
+        )
+    }
+
+    fn drop_legacy(&self) -> Result<(), Error> {
+        let context = "remove format-1 data";
+        let mut batch = sled::Batch::default();
+        for prefix in [TILES, BUNDLES, LEAVES] {
+            for item in self.db.scan_prefix([prefix]) {
+                let (k, _) = item.map_err(|e| Error::storage(context, e))?;
+                batch.remove(k);
+            }
+        }
+        batch.remove(key(META, TREE_HEAD_KEY));
+        self.apply(batch, context)
     }
 
     fn meta(&self, k: &str) -> Result<Option<Vec<u8>>, Error> {

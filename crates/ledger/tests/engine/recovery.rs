@@ -1,9 +1,11 @@
 //! Reopen, validation and tamper detection, for both backends.
 
 use ed25519_dalek::SigningKey;
+use std::path::Path;
 use veritrail_ledger::checkpoint::Checkpoint;
 use veritrail_ledger::note::{KeyName, NoteSigner};
-use veritrail_ledger::store::{self, Backend, Commit, TileKey};
+
+use veritrail_ledger::store::{self, Backend};
 use veritrail_ledger::{Error, Ledger, TreeHead, leaf_hash};
 
 use crate::{ORIGIN, entry, open, signer};
@@ -131,16 +133,34 @@ fn origin_and_key_are_fixed_at_creation() {
     }
 }
 
-/// Flips one bit of the stored hash tile `key`.
-fn tamper_tile(store: &dyn store::Store, key: TileKey) {
-    let mut tile = store.hash_tile(key).unwrap().unwrap();
-    tile[5] ^= 1;
-    store
-        .commit(&Commit {
-            tiles: vec![(key, tile)],
-            ..Commit::default()
-        })
+/// Overwrites bytes of one of the log's files at `offset`.
+fn patch(dir: &Path, file: &str, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("log").join(file))
         .unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+}
+
+/// Reads bytes of one of the log's files at `offset`.
+fn peek(dir: &Path, file: &str, offset: u64, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt as _;
+    let file = std::fs::File::open(dir.join("log").join(file)).unwrap();
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, offset).unwrap();
+    buf
+}
+
+/// Flips one bit of the byte at `offset` of a log file.
+fn flip(dir: &Path, file: &str, offset: u64) {
+    let byte = peek(dir, file, offset, 1)[0] ^ 1;
+    patch(dir, file, offset, &[byte]);
+}
+
+/// Flips one bit in hash tile `level/index` (at its 6th byte).
+fn tamper_tile(dir: &Path, level: u8, index: u64) {
+    flip(dir, &format!("level-{level}"), index * 256 * 32 + 5);
 }
 
 #[test]
@@ -153,9 +173,9 @@ fn a_tampered_edge_tile_is_refused_on_open() {
                 .append(&(0..300).map(entry).collect::<Vec<_>>())
                 .unwrap();
         }
-        let store = store::open(backend, dir.path()).unwrap();
         // Tile 0/1 holds leaves 256..300: on the right edge, read by every open.
-        tamper_tile(store.as_ref(), TileKey { level: 0, index: 1 });
+        tamper_tile(dir.path(), 0, 1);
+        let store = store::open(backend, dir.path()).unwrap();
         let err = Ledger::open(store, ORIGIN, signer()).unwrap_err();
         assert!(
             matches!(err, Error::RootMismatch { size: 300, .. }),
@@ -178,48 +198,31 @@ fn audit_finds_a_tampered_inner_tile_and_entry() {
             assert_eq!(report.full_tiles, 274);
         }
         // Tile 0/0 is summarised by tile 1/0, so open does not read it; audit does.
+        tamper_tile(dir.path(), 0, 0);
         let store = store::open(backend, dir.path()).unwrap();
-        tamper_tile(store.as_ref(), TileKey { level: 0, index: 0 });
         let ledger = Ledger::open(store, ORIGIN, signer()).unwrap();
         let err = ledger.audit().unwrap_err();
         assert!(
             matches!(&err, Error::Corrupted { what } if what.contains("entry 0 does not hash")),
             "{err:?}"
         );
-        // Fix the leaf but break an inner level-1 tile: found by the tile chain check.
-        let store = ledger.store();
-        let key = TileKey { level: 0, index: 0 };
-        let honest: Vec<u8> = entries[..256].iter().flat_map(|e| leaf_hash(e).0).collect();
-        store
-            .commit(&Commit {
-                tiles: vec![(key, honest)],
-                ..Commit::default()
-            })
-            .unwrap();
+        // Fix the leaf but break another level-0 tile: found at its first entry.
+        tamper_tile(dir.path(), 0, 0);
         ledger.audit().unwrap();
-        tamper_tile(store, TileKey { level: 0, index: 7 });
+        tamper_tile(dir.path(), 0, 7);
         let err = ledger.audit().unwrap_err();
         assert!(
             matches!(&err, Error::Corrupted { what } if what.contains("entry 1792")),
             "{err:?}"
         );
-        let mut bundle = store.entry_bundle(3).unwrap().unwrap();
-        let last = bundle.len() - 1;
-        bundle[last] ^= 1;
-        let honest7: Vec<u8> = entries[1792..2048]
-            .iter()
-            .flat_map(|e| leaf_hash(e).0)
-            .collect();
-        store
-            .commit(&Commit {
-                tiles: vec![(TileKey { level: 0, index: 7 }, honest7)],
-                bundles: vec![(3, bundle)],
-                ..Commit::default()
-            })
-            .unwrap();
+        tamper_tile(dir.path(), 0, 7);
+        ledger.audit().unwrap();
+        // An entry changed in the entry log fails its frame's checksum.
+        let bundle4 = u64::from_be_bytes(peek(dir.path(), "bundles", 4 * 8, 8).try_into().unwrap());
+        flip(dir.path(), "entries", bundle4 - 1);
         let err = ledger.audit().unwrap_err();
         assert!(
-            matches!(&err, Error::Corrupted { what } if what.contains("entry 1023 does not hash")),
+            matches!(&err, Error::Corrupted { what } if what.contains("entry bundle 3")),
             "{err:?}"
         );
     }
@@ -231,19 +234,9 @@ fn audit_checks_the_tile_chain_above_the_leaves() {
     let ledger = open(Backend::Redb, dir.path());
     let entries: Vec<Vec<u8>> = (0..600).map(entry).collect();
     ledger.append(&entries).unwrap();
-    // Replace tile 0/0 and bundle 0 consistently with other entries: leaves match, but tile
-    // 1/0 still holds the hash of the original tile 0/0.
-    let forged: Vec<Vec<u8>> = (10_000..10_256).map(entry).collect();
-    let tile: Vec<u8> = forged.iter().flat_map(|e| leaf_hash(e).0).collect();
-    let bundle = veritrail_ledger::bundle::encode_bundle(forged.iter().map(Vec::as_slice)).unwrap();
-    ledger
-        .store()
-        .commit(&Commit {
-            tiles: vec![(TileKey { level: 0, index: 0 }, tile)],
-            bundles: vec![(0, bundle)],
-            ..Commit::default()
-        })
-        .unwrap();
+    // Change node 0 of tile 1/0: the leaves and entries still match, but tile 0/0 no longer
+    // hashes to the node above it.
+    flip(dir.path(), "level-1", 0);
     let err = ledger.audit().unwrap_err();
     assert!(
         matches!(&err, Error::Corrupted { what } if what == "hash tile 0/0 does not hash to node 0 of tile 1/0"),
@@ -269,6 +262,7 @@ fn a_forked_checkpoint_in_the_store_is_refused_on_open() {
             extensions: Vec::new(),
         };
         store
+            .kv()
             .put_checkpoint(5, &fork.sign(&signer()).unwrap().to_bytes())
             .unwrap();
         let err = Ledger::open(store, ORIGIN, signer()).unwrap_err();
@@ -291,14 +285,7 @@ fn never_signs_a_checkpoint_that_does_not_extend_the_last() {
         ledger.append(&[entry(10)]).unwrap();
         // Rewrite history under the running engine: tile 0/0 now holds other leaves.
         let forged: Vec<u8> = (100..111).flat_map(|i| leaf_hash(&entry(i)).0).collect();
-        let key = TileKey { level: 0, index: 0 };
-        ledger
-            .store()
-            .commit(&Commit {
-                tiles: vec![(key, forged)],
-                ..Commit::default()
-            })
-            .unwrap();
+        patch(dir.path(), "level-0", 0, &forged);
         let err = ledger.sign_checkpoint().unwrap_err();
         assert!(matches!(err, Error::Inconsistent { .. }), "{err:?}");
         assert_eq!(
