@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// The body of every error response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[cfg_attr(feature = "openapi", schema(example = json!({
+// The OpenAPI schema keeps the name it has always had in `/openapi.json`.
+#[cfg_attr(feature = "openapi", schema(as = ErrorResponse, example = json!({
     "error": "index_out_of_range",
     "message": "leaf index 7 is out of range for tree size 3"
 })))]
