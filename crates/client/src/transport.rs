@@ -308,6 +308,7 @@ mod tests {
             ClientError::Api { status: 503, ref code, ref message, .. }
                 if code == "overloaded" && message == "queue full"
         ));
+        assert_eq!(err.api_code(), Some(veritrail_api::ErrorCode::Overloaded));
         let err = api_error("u", StatusCode::BAD_GATEWAY, &[b'x'; 1000]);
         assert!(matches!(
             err,
