@@ -3,11 +3,11 @@
 //! what is free (an append's leaf hash); [`crate::VerifyingClient`] and [`crate::Monitor`]
 //! do the verification.
 //!
-//! The layers below: [`crate::transport`] sends requests (timeouts, capped body sizes, safe
+//! The layers below: `crate::transport` sends requests (timeouts, capped body sizes, safe
 //! retries: an append is retried only when it carries an idempotency key, which makes a retry
-//! return the first attempt's result instead of appending twice); [`crate::answers`] decodes
+//! return the first attempt's result instead of appending twice); `crate::answers` decodes
 //! the JSON answers, whose shapes are `veritrail-api`'s, shared with the server;
-//! [`crate::tile_body`] checks tile and bundle bodies.
+//! `crate::tile_body` checks tile and bundle bodies.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

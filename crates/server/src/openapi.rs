@@ -1,8 +1,8 @@
 //! The OpenAPI 3.1 document of the whole HTTP API, served at `GET /openapi.json`.
 //!
-//! The document is derived from the router that serves requests: [`crate::routes::router`]
+//! The document is derived from the router that serves requests: `crate::routes::router`
 //! registers every handler through `utoipa_axum::routes!`, which adds the handler's
-//! `#[utoipa::path]` operation and the schemas it names to this module's [`skeleton`]
+//! `#[utoipa::path]` operation and the schemas it names to this module's `skeleton`
 //! (title, tags, the `bearer` security scheme, the shared schemas). JSON bodies are the types
 //! of `veritrail-api`; the text and binary ones (`/checkpoint`, `/tile/...`, raw entries,
 //! `/metrics`) are described by their media types. Every error is an `ErrorResponse`

@@ -1,14 +1,14 @@
-//! The HTTP handlers, one module per concern, and [`router`], which registers each with its
+//! The HTTP handlers, one module per concern, and `router`, which registers each with its
 //! `#[utoipa::path]` description so that the OpenAPI document is derived from the very router
 //! that serves requests.
 //!
-//! - [`append`]: `POST /v1/entries`;
-//! - [`tiles`]: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
-//! - [`proofs`]: entries, inclusion and consistency proofs, the checkpoint history;
-//! - [`operations`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - `append`: `POST /v1/entries`;
+//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
+//! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
+//! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
-//! Request bodies are parsed in [`crate::body`], query and path parameters in
-//! [`crate::query`], fallbacks and middleware live in [`crate::middleware`].
+//! Request bodies are parsed in `crate::body`, query and path parameters in
+//! `crate::query`, fallbacks and middleware live in `crate::middleware`.
 
 mod append;
 mod ledger;
