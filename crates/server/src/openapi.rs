@@ -10,7 +10,7 @@
 //! `ErrorCode`. The prose reference is `docs/api.md`.
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use veritrail_api::{AppendResponse, ErrorBody, ErrorCode};
 
 /// Name of the bearer-token security scheme in the document.
@@ -20,6 +20,39 @@ pub const BEARER: &str = "bearer";
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(pub Vec<u8>);
+
+// The three error groups below describe responses in `#[utoipa::path]` attributes; their
+// variants are never built (the handlers answer with `ApiError`), hence `dead_code`.
+
+/// `401` and `403`, for routes that take a bearer token.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AccessErrors {
+    /// `unauthorized`: no, a malformed or an unknown bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `forbidden`: the token lacks the role
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// `408`, which any route answers when it outlives `--request-timeout`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum TimeoutError {
+    /// `timeout`: the request took longer than `--request-timeout`
+    #[response(status = 408)]
+    Timeout(ErrorBody),
+}
+
+/// `500`, for routes that read the store.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum InternalError {
+    /// `internal`: detail in the server log
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
 
 /// Adds the bearer-token security scheme.
 struct BearerScheme;
@@ -157,6 +190,21 @@ mod tests {
                         assert_eq!(name, BEARER, "{method} {path}");
                     }
                 }
+                // A route that takes a token documents both ways to be refused.
+                for status in ["401", "403"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+            // Every route that does work can outlive the request timeout (liveness and the
+            // prebuilt document answer at once).
+            if !["/openapi.json", "/healthz"].contains(&path.as_str()) {
+                assert!(
+                    op["responses"]["408"].is_object(),
+                    "{method} {path}: no 408"
+                );
             }
             for (status, response) in op["responses"].as_object().unwrap() {
                 if status.starts_with('4') || status.starts_with('5') {

@@ -17,7 +17,7 @@ use crate::auth::Appender;
 use crate::body::{fingerprint, is_batch, parse_entries};
 use crate::error::{ApiError, Internal, InvalidEntry};
 use crate::idempotency::{Claim, validate_key};
-use crate::openapi::Binary;
+use crate::openapi::{AccessErrors, Binary};
 use crate::publisher::wait_for;
 use crate::query::Params;
 use crate::routes::ledger::{b64, blocking};
@@ -55,8 +55,7 @@ element per entry, in order) for a batch", body = AppendResponse),
         (status = 400, description = "`invalid_parameter` (`wait`, `Idempotency-Key`, unknown \
 query parameter) or `invalid_entry` (empty entry, malformed or empty batch, more than 4096 \
 entries)", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token lacks the role", body = ErrorBody),
+        AccessErrors,
         (status = 408, description = "`timeout`: not durable, or with `wait=published` not \
 published, within `--request-timeout`", body = ErrorBody),
         (status = 409, description = "`idempotency_conflict`: the key was used with other \

@@ -5,11 +5,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use veritrail_api::media::METRICS_CONTENT_TYPE;
-use veritrail_api::{ErrorBody, Health, HealthStatus};
+use veritrail_api::{Health, HealthStatus};
 
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::ApiError;
+use crate::openapi::{AccessErrors, TimeoutError};
 use crate::publisher::Published;
 use crate::routes::ledger::blocking;
 use crate::routes::reply::typed;
@@ -43,7 +44,7 @@ pub(crate) async fn healthz() -> Json<Health> {
     description = "Public.",
     responses(
         (status = 200, description = "`ready`, with the committed and published tree sizes", body = Health),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
+        TimeoutError,
         (status = 503, description = "`unavailable`, with a `reason`: the store is not \
 readable, no checkpoint is published yet, the server is shutting down, or the last commit \
 failed", body = Health),
@@ -91,9 +92,8 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "The metrics", body = String,
             content_type = "text/plain; version=0.0.4"),
-        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token lacks the role", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
+        AccessErrors,
+        TimeoutError,
     ),
     security(("bearer" = []))
 )]

@@ -12,7 +12,7 @@ use veritrail_ledger::leaf_hash;
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, NotFound};
-use crate::openapi::Binary;
+use crate::openapi::{AccessErrors, Binary, InternalError, TimeoutError};
 use crate::query::{Params, parse_u64, path_text};
 use crate::routes::ledger::{b64, blocking, latest};
 use crate::routes::reply::{IMMUTABLE, typed};
@@ -37,10 +37,10 @@ latest published checkpoint's size"),
 leaf_hash, a non-canonical number, a bad hash, an unknown parameter", body = ErrorBody),
         (status = 404, description = "`not_found`: no leaf with that hash in the tree of that \
 size, or no `size` given and no checkpoint published yet", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
+        TimeoutError,
         (status = 422, description = "`index_out_of_range` (index >= size) or \
 `size_out_of_range` (size beyond the committed tree)", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        InternalError,
     )
 )]
 pub(crate) async fn inclusion_proof(
@@ -92,9 +92,9 @@ published checkpoint's size"),
 `size`, a non-canonical number, an unknown parameter", body = ErrorBody),
         (status = 404, description = "`not_found`: no `size` given and no checkpoint \
 published yet", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
+        TimeoutError,
         (status = 422, description = "`size_out_of_range`: size beyond the committed tree", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        InternalError,
     )
 )]
 pub(crate) async fn consistency_proof(
@@ -145,12 +145,11 @@ proof; `0`/`false` for the raw bytes"),
         )),
         (status = 400, description = "`invalid_parameter`: a non-canonical index, a bad \
 `proof` value, an unknown parameter", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token lacks the role", body = ErrorBody),
+        AccessErrors,
         (status = 404, description = "`not_found`: no such entry, or (with `proof`) not covered \
 by the latest checkpoint yet or none published", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        TimeoutError,
+        InternalError,
     ),
     security((), ("bearer" = []))
 )]
@@ -210,11 +209,10 @@ one. Served `Cache-Control: public, max-age=31536000, immutable`. Role: `audit` 
         (status = 200, description = "The signed note", body = String,
             content_type = "text/plain; charset=utf-8"),
         (status = 400, description = "`invalid_parameter`: a non-canonical size", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token lacks the role", body = ErrorBody),
+        AccessErrors,
         (status = 404, description = "`not_found`: no checkpoint of that size was signed", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        TimeoutError,
+        InternalError,
     ),
     security(("bearer" = []))
 )]

@@ -10,7 +10,7 @@ use veritrail_ledger::tile::{TileId, TileKind};
 
 use crate::AppState;
 use crate::error::{ApiError, NotFound};
-use crate::openapi::Binary;
+use crate::openapi::{AccessErrors, Binary, InternalError, TimeoutError};
 use crate::routes::ledger::{blocking, latest};
 use crate::routes::reply::{IMMUTABLE, typed};
 
@@ -26,8 +26,8 @@ use crate::routes::reply::{IMMUTABLE, typed};
         (status = 200, description = "The signed note", body = String,
             content_type = "text/plain; charset=utf-8"),
         (status = 404, description = "`not_found`: no checkpoint has been published yet", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        TimeoutError,
+        InternalError,
     )
 )]
 pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -59,12 +59,11 @@ are served `Cache-Control: public, max-age=31536000, immutable`, partial ones \
         (status = 200, description = "Hash tile: W (or 256) 32-byte hashes. Entry bundle: W \
 (or 256) entries, each prefixed by its length as a big-endian u16", body = Binary,
             content_type = "application/octet-stream"),
-        (status = 401, description = "`unauthorized`: no, a malformed or an unknown bearer token", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token lacks the role", body = ErrorBody),
+        AccessErrors,
         (status = 404, description = "`not_found`: not a canonical tile path, or beyond the \
 committed tree", body = ErrorBody),
-        (status = 408, description = "`timeout`: the request took longer than `--request-timeout`", body = ErrorBody),
-        (status = 500, description = "`internal`: detail in the server log", body = ErrorBody),
+        TimeoutError,
+        InternalError,
     ),
     security((), ("bearer" = []))
 )]
