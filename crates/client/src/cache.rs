@@ -32,7 +32,7 @@ use crate::error::ClientError;
 const PROGRESS_FORMAT: &str = "veritrail-monitor-cache/v1";
 
 /// Number of tile rows kept: level 7 covers 2^56 leaves, beyond any plausible tree.
-const ROWS: usize = 8;
+pub(crate) const ROWS: usize = 8;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
