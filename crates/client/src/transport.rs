@@ -275,15 +275,19 @@ async fn read_capped(
 }
 
 /// The [`ClientError::Api`] for an error answer: the stable code and message of an
-/// [`ErrorBody`], or (a proxy's page, a code this client does not know) no code and the
-/// start of the body as the message.
+/// [`ErrorBody`]; for an error body with a code this client does not know yet (a newer
+/// server), that code as sent; otherwise (a proxy's page) no code and the start of the body
+/// as the message.
 fn api_error(url: &str, status: StatusCode, body: &[u8]) -> ClientError {
     let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => (e.error.as_str().to_owned(), e.message),
-        Err(_) => {
-            let text = String::from_utf8_lossy(body);
-            (String::new(), text.chars().take(ERROR_TEXT_CHARS).collect())
-        }
+        Err(_) => match newer_error_body(body) {
+            Some(pair) => pair,
+            None => {
+                let text = String::from_utf8_lossy(body);
+                (String::new(), text.chars().take(ERROR_TEXT_CHARS).collect())
+            }
+        },
     };
     ClientError::Api {
         url: url.to_owned(),
@@ -291,6 +295,15 @@ fn api_error(url: &str, status: StatusCode, body: &[u8]) -> ClientError {
         code,
         message,
     }
+}
+
+/// The `error` and `message` strings of an [`ErrorBody`]-shaped answer whose code is not one
+/// of [`veritrail_api::ErrorCode`], so that codes added to the API later still reach callers.
+fn newer_error_body(body: &[u8]) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = value.get("error")?.as_str()?;
+    let message = value.get("message")?.as_str()?;
+    Some((code.to_owned(), message.to_owned()))
 }
 
 #[cfg(test)]
@@ -309,6 +322,15 @@ mod tests {
                 if code == "overloaded" && message == "queue full"
         ));
         assert_eq!(err.api_code(), Some(veritrail_api::ErrorCode::Overloaded));
+        // A code from a newer server is kept as sent, though this client cannot name it.
+        let body = br#"{"error":"quota_exceeded","message":"slow down"}"#;
+        let err = api_error("u", StatusCode::TOO_MANY_REQUESTS, body);
+        assert!(matches!(
+            err,
+            ClientError::Api { ref code, ref message, .. }
+                if code == "quota_exceeded" && message == "slow down"
+        ));
+        assert_eq!(err.api_code(), None);
         let err = api_error("u", StatusCode::BAD_GATEWAY, &[b'x'; 1000]);
         assert!(matches!(
             err,
