@@ -25,13 +25,14 @@ use veritrail_ledger::Hash;
 use veritrail_ledger::tile::{MAX_TILE_LEVEL, TILE_HEIGHT, TILE_WIDTH};
 use veritrail_ledger::tree::{HashTileReader, TreeError};
 
+use crate::atomic_file::write_atomically;
 use crate::error::ClientError;
 
 /// Identifies the progress file format.
 const PROGRESS_FORMAT: &str = "veritrail-monitor-cache/v1";
 
 /// Number of tile rows kept: level 7 covers 2^56 leaves, beyond any plausible tree.
-const ROWS: usize = 8;
+pub(crate) const ROWS: usize = 8;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,7 +256,8 @@ impl TileCache {
             size,
         };
         let json = serde_json::to_vec_pretty(&progress).unwrap_or_default();
-        write_atomically(&self.dir.join("progress.json"), &json)?;
+        let progress = self.dir.join("progress.json");
+        write_atomically(&progress, &json).map_err(|e| ClientError::local(&progress, e))?;
         self.size = size;
         Ok(())
     }
@@ -281,27 +283,6 @@ impl HashTileReader for TileCache {
         }
         self.read(usize::from(level), start, usize::from(width))
     }
-}
-
-/// Replaces `path` by write-to-temporary, fsync, rename, directory fsync.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ClientError> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| ClientError::local(path, e))
 }
 
 #[cfg(test)]

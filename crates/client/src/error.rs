@@ -195,6 +195,15 @@ impl ClientError {
         }
     }
 
+    /// The server's stable error code, for an [`ClientError::Api`] answer that carried one
+    /// this client knows.
+    pub fn api_code(&self) -> Option<veritrail_api::ErrorCode> {
+        match self {
+            ClientError::Api { code, .. } => code.parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The split-view evidence this error carries, if any.
     pub fn evidence(&self) -> Option<&crate::evidence::Evidence> {
         match self {

@@ -3,7 +3,8 @@
 //!
 //! - [`LogClient`] ([`http`]): the HTTP API (appends, entries, proofs, checkpoints, tiles)
 //!   with timeouts, capped response sizes and safe retries (an append is retried only with
-//!   an idempotency key).
+//!   an idempotency key). The JSON shapes, content types, limits and error codes are those
+//!   of `veritrail-api`, the crate the server writes them with.
 //! - [`LogVerifier`] ([`state`]): trusted state per log (origin, pinned verifier key, latest
 //!   verified checkpoint), saved atomically. A newer checkpoint is accepted only with the
 //!   log's signature and a valid consistency proof; a contradiction yields
@@ -54,13 +55,17 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod answers;
+mod atomic_file;
 pub mod cache;
 pub mod error;
 pub mod evidence;
 pub mod http;
 pub mod monitor;
 pub mod state;
+mod tile_body;
 pub mod tiles;
+mod transport;
 pub mod verify;
 
 pub use error::ClientError;

@@ -23,13 +23,10 @@ use veritrail_ledger::tile::{TILE_WIDTH, entry_bundle_width, hash_tile_width};
 use veritrail_ledger::tree::{self, CompactRange};
 use veritrail_ledger::{Hash, leaf_hash};
 
-use crate::cache::TileCache;
+use crate::cache::{ROWS, TileCache};
 use crate::error::ClientError;
 use crate::state::LogVerifier;
 use crate::tiles::{TileProver, TileSource, fetch_bundle, fetch_hash_tile};
-
-/// Number of tile rows the monitor maintains (see [`TileCache`]).
-const ROWS: usize = 8;
 
 /// How the monitor works.
 #[derive(Clone, Debug)]

@@ -301,10 +301,7 @@ impl LogVerifier {
                 .map(|(_, n)| String::from_utf8_lossy(n).into_owned()),
         };
         let json = serde_json::to_vec_pretty(&file).map_err(|e| fail(e.to_string()))?;
-        crate::cache::write_atomically(path, &json).map_err(|e| match e {
-            crate::ClientError::Local { reason, .. } => fail(reason),
-            other => fail(other.to_string()),
-        })
+        crate::atomic_file::write_atomically(path, &json).map_err(|e| fail(e.to_string()))
     }
 }
 

@@ -22,7 +22,8 @@ use veritrail_ledger::tile::{TileId, TileKind, hash_tile_width};
 use veritrail_ledger::tree::{self, HashTileReader, TreeError};
 
 use crate::error::ClientError;
-use crate::http::{LogClient, parse_bundle, parse_hash_tile};
+use crate::http::LogClient;
+use crate::tile_body;
 
 /// A source of a log's checkpoint, hash tiles and entry bundles. Implementations return
 /// bytes exactly as served; callers parse and verify them.
@@ -128,11 +129,7 @@ pub(crate) async fn read_hash_tile<S: TileSource>(
     source: &S,
     id: &TileId,
 ) -> Result<Vec<Hash>, ClientError> {
-    let bytes = source.tile(id).await?;
-    parse_hash_tile(&bytes, id.width()).map_err(|reason| ClientError::MalformedResponse {
-        url: id.path(),
-        reason,
-    })
+    tile_body::hash_tile(id, &source.tile(id).await?)
 }
 
 /// Reads entry bundle `id` from a source and decodes exactly `id.width()` entries.
@@ -140,8 +137,7 @@ pub(crate) async fn read_bundle<S: TileSource>(
     source: &S,
     id: &TileId,
 ) -> Result<Vec<Vec<u8>>, ClientError> {
-    let bytes = source.tile(id).await?;
-    parse_bundle(&bytes, id.width(), &id.path())
+    tile_body::bundle(id, &source.tile(id).await?)
 }
 
 /// Reads a hash tile of `width` hashes that a checkpoint covers: failing to fetch it is

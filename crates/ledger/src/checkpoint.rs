@@ -36,43 +36,7 @@ use core::fmt::Write as _;
 use crate::hash::{Hash, HashError, TreeHead};
 use crate::note::{MAX_NOTE_SIZE, Note, NoteError, NoteSigner, NoteVerifier};
 
-/// Why a string is not a canonical decimal `u64`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecimalError {
-    /// The string is empty.
-    #[error("empty number")]
-    Empty,
-    /// A character is not an ASCII digit (this includes signs and spaces).
-    #[error("not an ASCII decimal number")]
-    NotDigit,
-    /// The number has a leading zero (only "0" itself may start with 0).
-    #[error("leading zero")]
-    LeadingZero,
-    /// The number does not fit in 64 bits.
-    #[error("number does not fit in 64 bits")]
-    Overflow,
-}
-
-/// Parses a canonical ASCII decimal `u64`: digits only, no sign, no leading zeros except "0".
-///
-/// This does not panic.
-///
-/// # Errors
-/// The [`DecimalError`] naming the first rule broken.
-pub fn parse_decimal(text: &str) -> Result<u64, DecimalError> {
-    if text.is_empty() {
-        return Err(DecimalError::Empty);
-    }
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(DecimalError::NotDigit);
-    }
-    if text.len() > 1 && text.starts_with('0') {
-        return Err(DecimalError::LeadingZero);
-    }
-    // Only digits are left, so the only failure is overflow.
-    text.parse().map_err(|_| DecimalError::Overflow)
-}
+pub use crate::ascii::{DecimalError, parse_decimal};
 
 /// Errors from parsing, signing and verifying checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -37,21 +37,17 @@
 use core::fmt;
 use core::str::FromStr;
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 
 use crate::note::{
-    self, ED25519_SIGNATURE_SIZE, KeyName, Note, NoteError, NoteSignature, NoteVerifier,
+    self, CosignatureFault, KeyName, Note, NoteError, NoteSignature, NoteVerifier,
     SIG_TYPE_COSIGNATURE,
 };
 
-/// The first line of the signed message, including its newline.
-pub const COSIGNATURE_HEADER: &str = "cosignature/v1\n";
-
-/// Largest timestamp a cosignature may carry: 2^63 - 1 (the spec's limit).
-pub const MAX_TIMESTAMP: u64 = u64::MAX >> 1;
-
-/// Length of a cosignature payload after the key ID: 8-byte timestamp and 64-byte signature.
-pub const PAYLOAD_SIZE: usize = 8 + ED25519_SIGNATURE_SIZE;
+pub use crate::note::{
+    COSIGNATURE_HEADER, COSIGNATURE_MAX_TIMESTAMP as MAX_TIMESTAMP,
+    COSIGNATURE_PAYLOAD_SIZE as PAYLOAD_SIZE,
+};
 
 /// Errors from producing and checking cosignatures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,7 +98,7 @@ pub enum CosignatureError {
 
 /// The message a v1 cosignature signs: header, time line and the checkpoint note text.
 pub fn signed_message(checkpoint_text: &str, timestamp: u64) -> Vec<u8> {
-    format!("{COSIGNATURE_HEADER}time {timestamp}\n{checkpoint_text}").into_bytes()
+    note::cosignature_message(checkpoint_text, timestamp)
 }
 
 fn check_timestamp(timestamp: u64) -> Result<(), CosignatureError> {
@@ -124,23 +120,20 @@ pub(crate) fn verify_payload(
     text: &str,
     payload: &[u8],
 ) -> Result<u64, CosignatureError> {
-    let length = CosignatureError::PayloadLength {
-        got: payload.len(),
-        want: PAYLOAD_SIZE,
-    };
-    let (timestamp, signature) = payload.split_first_chunk::<8>().ok_or(length.clone())?;
-    let signature: &[u8; ED25519_SIGNATURE_SIZE] = signature.try_into().map_err(|_| length)?;
-    let timestamp = u64::from_be_bytes(*timestamp);
-    check_timestamp(timestamp)?;
-    key.verify_strict(
-        &signed_message(text, timestamp),
-        &Signature::from_bytes(signature),
-    )
-    .map_err(|_| CosignatureError::InvalidSignature {
-        name: String::new(),
-        key_id: 0,
-    })?;
-    Ok(timestamp)
+    note::verify_cosignature_payload(key, text, payload).map_err(|fault| match fault {
+        CosignatureFault::Length(got) => CosignatureError::PayloadLength {
+            got,
+            want: PAYLOAD_SIZE,
+        },
+        CosignatureFault::Timestamp(timestamp) => CosignatureError::TimestampOutOfRange {
+            timestamp,
+            max: MAX_TIMESTAMP,
+        },
+        CosignatureFault::Signature => CosignatureError::InvalidSignature {
+            name: String::new(),
+            key_id: 0,
+        },
+    })
 }
 
 /// Verifies the cosignature by `verifier` on a checkpoint note and returns its timestamp.

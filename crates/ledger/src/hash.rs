@@ -83,10 +83,7 @@ impl fmt::Debug for Hash {
 impl fmt::Display for Hash {
     /// Lower-case hex.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        crate::ascii::write_hex(f, &self.0)
     }
 }
 

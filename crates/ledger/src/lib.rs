@@ -3,7 +3,8 @@
 //!
 //! Two layers:
 //!
-//! - **Pure formats** (always built, no I/O): [`hash`] (RFC 9162 §2.1 hashing), [`proof`]
+//! - **Pure formats** (always built, no I/O): [`ascii`] (the one canonical decimal parser
+//!   and hex encoder), [`hash`] (RFC 9162 §2.1 hashing), [`proof`]
 //!   (inclusion and consistency verification, RFC 9162 §2.1.3–2.1.4), [`tree`] (roots and
 //!   proofs computed from hash tiles), [`tile`] and [`bundle`]
 //!   ([tlog-tiles v0.1.0](https://c2sp.org/tlog-tiles)), [`note`]
@@ -58,6 +59,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod ascii;
 pub mod bundle;
 pub mod checkpoint;
 pub mod cosignature;

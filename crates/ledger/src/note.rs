@@ -47,13 +47,65 @@ use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::cosignature::{self, CosignatureError};
-
 /// Signature type byte of plain Ed25519 note signatures (signed-note v1.0.0).
 pub const SIG_TYPE_ED25519: u8 = 0x01;
 
 /// Signature type byte of timestamped Ed25519 cosignatures (tlog-cosignature v1.0.1).
 pub const SIG_TYPE_COSIGNATURE: u8 = 0x04;
+
+/// The first line of the message a type 0x04 cosignature signs, including its newline
+/// (tlog-cosignature v1.0.1; re-exported as `cosignature::COSIGNATURE_HEADER`).
+///
+/// The note layer owns the signed message of every signature type it verifies, so that
+/// [`NoteVerifier`] checks cosignatures without depending on [`crate::cosignature`], which
+/// builds on this module.
+pub const COSIGNATURE_HEADER: &str = "cosignature/v1\n";
+
+/// Largest timestamp a cosignature may carry: 2^63 - 1 (the spec's limit; re-exported as
+/// `cosignature::MAX_TIMESTAMP`).
+pub const COSIGNATURE_MAX_TIMESTAMP: u64 = u64::MAX >> 1;
+
+/// Length of a cosignature payload after the key ID: 8-byte timestamp and 64-byte signature
+/// (re-exported as `cosignature::PAYLOAD_SIZE`).
+pub const COSIGNATURE_PAYLOAD_SIZE: usize = 8 + ED25519_SIGNATURE_SIZE;
+
+/// The message a v1 cosignature signs: header, time line and the checkpoint note text.
+pub(crate) fn cosignature_message(checkpoint_text: &str, timestamp: u64) -> Vec<u8> {
+    format!("{COSIGNATURE_HEADER}time {timestamp}\n{checkpoint_text}").into_bytes()
+}
+
+/// Why a cosignature payload did not verify; `cosignature` maps it to its public error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CosignatureFault {
+    /// The payload is not `COSIGNATURE_PAYLOAD_SIZE` bytes long.
+    Length(usize),
+    /// The timestamp is above [`COSIGNATURE_MAX_TIMESTAMP`].
+    Timestamp(u64),
+    /// The Ed25519 signature does not verify.
+    Signature,
+}
+
+/// Checks a cosignature payload (`timestamp || signature`) over `text` and returns the
+/// timestamp. This does not panic.
+pub(crate) fn verify_cosignature_payload(
+    key: &VerifyingKey,
+    text: &str,
+    payload: &[u8],
+) -> Result<u64, CosignatureFault> {
+    let length = CosignatureFault::Length(payload.len());
+    let (timestamp, signature) = payload.split_first_chunk::<8>().ok_or(length)?;
+    let signature: &[u8; ED25519_SIGNATURE_SIZE] = signature.try_into().map_err(|_| length)?;
+    let timestamp = u64::from_be_bytes(*timestamp);
+    if timestamp > COSIGNATURE_MAX_TIMESTAMP {
+        return Err(CosignatureFault::Timestamp(timestamp));
+    }
+    key.verify_strict(
+        &cosignature_message(text, timestamp),
+        &Signature::from_bytes(signature),
+    )
+    .map_err(|_| CosignatureFault::Signature)?;
+    Ok(timestamp)
+}
 
 /// Length in bytes of an Ed25519 public key and of an Ed25519 seed.
 pub const ED25519_KEY_SIZE: usize = 32;
@@ -306,15 +358,11 @@ pub fn key_id(name: &KeyName, signature_type: u8, public_key: &[u8]) -> u32 {
 
 /// Parses exactly 8 lower-case hex digits (the form every note implementation writes).
 fn parse_key_id_hex(hex: &str) -> Result<u32, NoteError> {
-    let canonical = hex.len() == 8 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !canonical {
-        return Err(NoteError::MalformedKey {
+    crate::ascii::parse_hex::<4>(hex)
+        .map(u32::from_be_bytes)
+        .ok_or(NoteError::MalformedKey {
             reason: "key ID is not 8 lower-case hex digits",
-        });
-    }
-    u32::from_str_radix(hex, 16).map_err(|_| NoteError::MalformedKey {
-        reason: "key ID is not 8 lower-case hex digits",
-    })
+        })
 }
 
 /// Rejects key strings longer than [`MAX_KEY_STRING_SIZE`].
@@ -490,12 +538,12 @@ impl NoteVerifier {
     }
 
     fn check_cosignature(&self, text: &str, signature: &NoteSignature) -> Result<(), NoteError> {
-        match cosignature::verify_payload(&self.public_key, text, &signature.signature) {
+        match verify_cosignature_payload(&self.public_key, text, &signature.signature) {
             Ok(_timestamp) => Ok(()),
-            Err(CosignatureError::PayloadLength { got, want }) => Err(NoteError::SignatureLength {
+            Err(CosignatureFault::Length(got)) => Err(NoteError::SignatureLength {
                 name: self.name.0.clone(),
                 got,
-                want,
+                want: COSIGNATURE_PAYLOAD_SIZE,
             }),
             Err(_) => Err(self.invalid_signature()),
         }

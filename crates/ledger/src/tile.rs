@@ -34,6 +34,7 @@
 //! # Ok::<(), veritrail_ledger::tile::TileError>(())
 //! ```
 
+use crate::ascii::{DecimalError, parse_decimal};
 use core::fmt;
 
 /// Height of a tile in tree levels: a full tile is a subtree of height 8.
@@ -207,11 +208,7 @@ impl TileId {
         let kind = if level == "entries" {
             TileKind::Entries
         } else {
-            let level = match parse_canonical_decimal(level) {
-                Ok(level) => level,
-                Err(DecimalError::NonCanonical) => return Err(TileError::NonCanonicalLevel),
-                Err(DecimalError::Overflow) => u64::MAX,
-            };
+            let level = parse_canonical_decimal(level).ok_or(TileError::NonCanonicalLevel)?;
             match u8::try_from(level) {
                 Ok(level) if level <= MAX_TILE_LEVEL => TileKind::Hash { level },
                 _ => return Err(TileError::LevelOutOfRange { level }),
@@ -220,11 +217,7 @@ impl TileId {
         let (index, width) = match rest.split_once(".p/") {
             None => (rest, FULL_WIDTH),
             Some((index, width)) => {
-                let width = match parse_canonical_decimal(width) {
-                    Ok(width) => width,
-                    Err(DecimalError::NonCanonical) => return Err(TileError::NonCanonicalWidth),
-                    Err(DecimalError::Overflow) => u64::MAX,
-                };
+                let width = parse_canonical_decimal(width).ok_or(TileError::NonCanonicalWidth)?;
                 match u16::try_from(width) {
                     Ok(width) if (1..FULL_WIDTH).contains(&width) => (index, width),
                     _ => return Err(TileError::WidthOutOfRange { width }),
@@ -307,30 +300,14 @@ pub fn parse_index(text: &str) -> Result<u64, TileError> {
     Ok(value)
 }
 
-/// Why a decimal was refused.
-enum DecimalError {
-    /// Empty, a non-ASCII-digit, or a leading zero.
-    NonCanonical,
-    /// Canonical, but above `u64::MAX`.
-    Overflow,
-}
-
-/// Parses an ASCII decimal without sign or leading zeros.
-fn parse_canonical_decimal(text: &str) -> Result<u64, DecimalError> {
-    let bytes = text.as_bytes();
-    let canonical = match bytes.split_first() {
-        None => false,
-        Some((b'0', rest)) => rest.is_empty(),
-        Some(_) => bytes.iter().all(u8::is_ascii_digit),
-    };
-    if !canonical {
-        return Err(DecimalError::NonCanonical);
+/// A canonical decimal (see [`parse_decimal`]), with a canonical number above `u64::MAX`
+/// read as `u64::MAX` so the caller reports it as out of range; `None` if not canonical.
+fn parse_canonical_decimal(text: &str) -> Option<u64> {
+    match parse_decimal(text) {
+        Ok(value) => Some(value),
+        Err(DecimalError::Overflow) => Some(u64::MAX),
+        Err(_) => None,
     }
-    bytes.iter().try_fold(0u64, |acc, b| {
-        acc.checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or(DecimalError::Overflow)
-    })
 }
 
 /// The number of hashes the hash tile `(level, index)` holds in a tree of `tree_size`

@@ -28,6 +28,9 @@ use axum::http::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use veritrail_ledger::ascii::{parse_hex, to_hex};
+
+use crate::AppState;
 use crate::error::ApiError;
 
 /// Largest token file accepted, in bytes: far above any real list of tokens.
@@ -113,12 +116,40 @@ pub enum AuthFileError {
         path: String,
     },
     /// The file is not valid TOML of the expected shape.
-    #[error("token file {path} is invalid: {message}")]
+    #[error("token file {path} is invalid: {source}")]
     Invalid {
         /// The path.
         path: String,
-        /// What is wrong.
-        message: String,
+        /// The TOML error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The file parses but its tokens do not make a policy.
+    #[error("token file {path} is invalid: {source}")]
+    Tokens {
+        /// The path.
+        path: String,
+        /// What is wrong with the tokens.
+        #[source]
+        source: TokenFileError,
+    },
+}
+
+/// Why parsed token entries do not make a policy ([`Auth::from_file`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenFileError {
+    /// An entry's `sha256` is not 64 hex digits.
+    #[error("token {name:?}: sha256 must be 64 hex digits")]
+    MalformedHash {
+        /// The entry's name.
+        name: String,
+    },
+    /// Two entries have the same token hash.
+    #[error("token {name:?}: the same token hash appears twice")]
+    DuplicateHash {
+        /// The name of the second entry.
+        name: String,
     },
 }
 
@@ -135,22 +166,6 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-        let pair = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
-}
-
 impl Auth {
     /// A policy that accepts every request (`--no-auth`).
     pub fn disabled() -> Self {
@@ -163,21 +178,24 @@ impl Auth {
     /// A policy from a parsed token file.
     ///
     /// # Errors
-    /// A message naming the entry whose hash is not 64 hex digits, or a duplicate hash.
-    pub fn from_file(file: &TokenFile, public_read: bool) -> Result<Self, String> {
+    /// [`TokenFileError::MalformedHash`] for an entry whose hash is not 64 hex digits (either
+    /// case), [`TokenFileError::DuplicateHash`] for a hash given twice.
+    pub fn from_file(file: &TokenFile, public_read: bool) -> Result<Self, TokenFileError> {
         let mut tokens = HashMap::new();
         for entry in &file.token {
-            let hash = parse_hex32(&entry.sha256.to_ascii_lowercase())
-                .ok_or_else(|| format!("token {:?}: sha256 must be 64 hex digits", entry.name))?;
+            let hash = parse_hex::<32>(&entry.sha256.to_ascii_lowercase()).ok_or_else(|| {
+                TokenFileError::MalformedHash {
+                    name: entry.name.clone(),
+                }
+            })?;
             let caller = Caller {
                 name: entry.name.clone(),
                 roles: entry.roles.clone(),
             };
             if tokens.insert(hash, caller).is_some() {
-                return Err(format!(
-                    "token {:?}: the same token hash appears twice",
-                    entry.name
-                ));
+                return Err(TokenFileError::DuplicateHash {
+                    name: entry.name.clone(),
+                });
             }
         }
         Ok(Auth {
@@ -206,13 +224,13 @@ impl Auth {
             path: shown.clone(),
             source,
         })?;
-        let file: TokenFile = toml::from_str(&text).map_err(|e| AuthFileError::Invalid {
+        let file: TokenFile = toml::from_str(&text).map_err(|source| AuthFileError::Invalid {
             path: shown.clone(),
-            message: e.to_string(),
+            source,
         })?;
-        Auth::from_file(&file, public_read).map_err(|message| AuthFileError::Invalid {
+        Auth::from_file(&file, public_read).map_err(|source| AuthFileError::Tokens {
             path: shown,
-            message,
+            source,
         })
     }
 
@@ -295,15 +313,33 @@ fn deny(reason: &'static str, err: ApiError) -> ApiError {
 pub fn generate_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
-    Ok(format!("vt_{}", hex(&bytes)))
+    Ok(format!("vt_{}", to_hex(&bytes)))
 }
 
 /// The token file entry for `token`.
 pub fn token_entry(name: &str, token: &str, roles: Vec<Role>) -> TokenEntry {
     TokenEntry {
         name: name.to_owned(),
-        sha256: hex(&token_hash(token)),
+        sha256: to_hex(&token_hash(token)),
         roles,
+    }
+}
+
+/// Extractor that admits only callers with the `append` role. It runs before the body is
+/// read, so an unauthorised client cannot make the server buffer a large body.
+pub(crate) struct Appender;
+
+impl axum::extract::FromRequestParts<AppState> for Appender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        state
+            .auth
+            .require(&parts.headers, Role::Append)
+            .map(|()| Appender)
     }
 }
 
@@ -416,10 +452,19 @@ mod tests {
                 roles: vec![],
             }],
         };
-        assert!(
-            Auth::from_file(&bad, false)
-                .unwrap_err()
-                .contains("64 hex digits")
+        assert_eq!(
+            Auth::from_file(&bad, false).unwrap_err(),
+            TokenFileError::MalformedHash { name: "b".into() }
+        );
+        let twice = TokenFile {
+            token: vec![
+                token_entry("a", "t", vec![Role::Read]),
+                token_entry("b", "t", vec![Role::Read]),
+            ],
+        };
+        assert_eq!(
+            Auth::from_file(&twice, false).unwrap_err(),
+            TokenFileError::DuplicateHash { name: "b".into() }
         );
         assert!(
             toml::from_str::<TokenFile>("[[token]]\nname='a'\nsha256='00'\nroles=['root']")

@@ -67,8 +67,8 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
-            max_body_bytes: 16 << 20,
-            max_batch_entries: 4096,
+            max_body_bytes: veritrail_api::limits::DEFAULT_MAX_BODY_BYTES,
+            max_batch_entries: veritrail_api::limits::MAX_BATCH_ENTRIES,
             request_timeout: Duration::from_secs(30),
             idempotency_window: Duration::from_secs(24 * 3600),
             idempotency_keys: 1_000_000,

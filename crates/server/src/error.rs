@@ -1,12 +1,18 @@
-//! The server's error type and its one mapping to HTTP responses.
+//! The server's error types: [`ApiError`], mapped to HTTP responses in one place, and
+//! [`StartError`] for a server that cannot start.
 //!
-//! Every error is JSON: `{"error": "<stable_code>", "message": "<human text>"}`. Caller faults
-//! get a 4xx with a precise message; internal faults a generic 500, with the detail only in the
-//! server log.
+//! Every error response is an [`ErrorBody`]: `{"error": "<stable_code>", "message": "<human
+//! text>"}`. Caller faults get a 4xx with a precise message; internal faults a generic 500,
+//! with the detail (and its sources) only in the server log.
+
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use veritrail_api::{ErrorBody, ErrorCode};
+use veritrail_ledger::Hash;
+use veritrail_ledger::bundle::{BundleError, MAX_ENTRY_SIZE};
+use veritrail_ledger::tile::TileError;
 
 /// An API failure.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +27,8 @@ pub enum ApiError {
         message: String,
     },
     /// The request body is not a valid entry or entry batch.
-    #[error("{0}")]
-    InvalidEntry(String),
+    #[error(transparent)]
+    InvalidEntry(#[from] InvalidEntry),
     /// The body's content type is not one the endpoint accepts.
     #[error(
         "unsupported content type {0:?}; use application/octet-stream or application/x-veritrail-entries"
@@ -40,8 +46,8 @@ pub enum ApiError {
         needed: &'static str,
     },
     /// The resource does not exist (yet).
-    #[error("{0}")]
-    NotFound(String),
+    #[error(transparent)]
+    NotFound(#[from] NotFound),
     /// An index is not below the tree size it is asked against.
     #[error("leaf index {index} is out of range for tree size {size}")]
     IndexOutOfRange {
@@ -84,57 +90,179 @@ pub enum ApiError {
     Timeout,
     /// An internal fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[from] Internal),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: String,
+/// Why a request body is not a valid entry or entry batch (`invalid_entry`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidEntry {
+    /// A raw entry of zero bytes.
+    #[error("empty entry: an entry is 1 to {MAX_ENTRY_SIZE} bytes")]
+    Empty,
+    /// A batch of zero entries.
+    #[error("empty batch: send 1 to {max} entries")]
+    EmptyBatch {
+        /// The most entries a batch may hold.
+        max: usize,
+    },
+    /// An entry of zero bytes inside a batch.
+    #[error("entry {position} of the batch is empty")]
+    EmptyInBatch {
+        /// Its position in the batch.
+        position: usize,
+    },
+    /// The batch framing is malformed (or holds too many entries).
+    #[error("malformed batch: {0}")]
+    MalformedBatch(#[source] BundleError),
+    /// An entry is larger than an entry may be.
+    #[error("entry {position} is {size} bytes; the maximum is {MAX_ENTRY_SIZE}")]
+    TooLarge {
+        /// Its position in the batch.
+        position: usize,
+        /// Its size in bytes.
+        size: usize,
+    },
+    /// A batch larger than the whole append queue: it could never be admitted.
+    #[error(
+        "a batch of {count} entries can never fit the append queue ({queue} entries); split it"
+    )]
+    LargerThanQueue {
+        /// Entries in the batch.
+        count: usize,
+        /// The queue's capacity in entries.
+        queue: usize,
+    },
+    /// The body could not be read.
+    #[error("cannot read the body: {0}")]
+    Unreadable(#[source] axum::extract::rejection::BytesRejection),
+}
+
+/// What does not exist (yet) (`not_found`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotFound {
+    /// No route has this path.
+    #[error("no such endpoint; see /openapi.json")]
+    Endpoint,
+    /// No checkpoint has been published since the server started.
+    #[error("no checkpoint has been published yet")]
+    NoCheckpointYet,
+    /// No checkpoint of this size is in the history.
+    #[error("no checkpoint of size {size} was published")]
+    Checkpoint {
+        /// The size asked for.
+        size: u64,
+    },
+    /// No leaf with this hash in the tree of this size.
+    #[error("leaf hash {} is not in the tree of size {size}", leaf_hash.to_base64())]
+    LeafHash {
+        /// The leaf hash asked for.
+        leaf_hash: Hash,
+        /// The tree size searched.
+        size: u64,
+    },
+    /// No entry at this index.
+    #[error("no entry {index}: the log has {size} entries")]
+    Entry {
+        /// The index asked for.
+        index: u64,
+        /// The number of committed entries.
+        size: u64,
+    },
+    /// The entry exists but the latest checkpoint does not cover it yet.
+    #[error("entry {index} is not covered by the latest checkpoint (size {size}) yet")]
+    NotCovered {
+        /// The index asked for.
+        index: u64,
+        /// The latest checkpoint's size.
+        size: u64,
+    },
+    /// The path after `/tile/` is not a canonical tile path.
+    #[error("not a tile path: tile/{path}: {source}")]
+    TilePath {
+        /// The path after `tile/`.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: TileError,
+    },
+    /// The path after `/tile/` is not valid percent-encoded UTF-8.
+    #[error("not a tile path: {0}")]
+    TilePathEncoding(String),
+    /// The tile is beyond the committed tree.
+    #[error("{path} is beyond the tree")]
+    TileBeyondTree {
+        /// The tile path.
+        path: String,
+    },
+}
+
+/// An internal fault (`internal`): answered with a generic message, logged with its sources.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Internal {
+    /// The ledger failed (storage, corruption).
+    #[error("ledger: {0}")]
+    Ledger(#[source] veritrail_ledger::Error),
+    /// The durable commit of the request's batch failed; nothing of it was appended. Every
+    /// request of the batch shares the one error.
+    #[error("commit failed: {0}")]
+    Commit(#[source] Arc<veritrail_ledger::Error>),
+    /// A task running part of the request panicked or was cancelled.
+    #[error("{what} task failed: {source}")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// The join error.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// The committer thread stopped before answering.
+    #[error("the committer stopped before answering")]
+    CommitterStopped,
+    /// The published checkpoint does not parse as a note (a bug or a corrupted store).
+    #[error("published checkpoint does not parse: {0}")]
+    PublishedCheckpoint(#[source] veritrail_ledger::note::NoteError),
+    /// The committer answered with fewer indices than entries.
+    #[error("empty append result")]
+    EmptyResult,
+}
+
+/// Why [`crate::Server::start`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The committer thread could not be spawned.
+    #[error("cannot start the committer thread: {0}")]
+    CommitterThread(#[source] std::io::Error),
 }
 
 impl ApiError {
-    /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidParameter { .. } | ApiError::InvalidEntry(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::IdempotencyConflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::IndexOutOfRange { .. } | ApiError::SizeOutOfRange { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            ApiError::Overloaded { .. } | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::InvalidParameter { .. } => ErrorCode::InvalidParameter,
+            ApiError::InvalidEntry(_) => ErrorCode::InvalidEntry,
+            ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            ApiError::IndexOutOfRange { .. } => ErrorCode::IndexOutOfRange,
+            ApiError::SizeOutOfRange { .. } => ErrorCode::SizeOutOfRange,
+            ApiError::IdempotencyConflict(_) => ErrorCode::IdempotencyConflict,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::Overloaded { .. } => ErrorCode::Overloaded,
+            ApiError::ShuttingDown => ErrorCode::ShuttingDown,
+            ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
-    /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::InvalidParameter { .. } => "invalid_parameter",
-            ApiError::InvalidEntry(_) => "invalid_entry",
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::IndexOutOfRange { .. } => "index_out_of_range",
-            ApiError::SizeOutOfRange { .. } => "size_out_of_range",
-            ApiError::IdempotencyConflict(_) => "idempotency_conflict",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Overloaded { .. } => "overloaded",
-            ApiError::ShuttingDown => "shutting_down",
-            ApiError::Timeout => "timeout",
-            ApiError::Internal(_) => "internal",
-        }
+    /// The HTTP status for this error (the status of its [`code`](Self::code)).
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// A parameter error.
@@ -158,16 +286,31 @@ impl From<veritrail_ledger::Error> for ApiError {
                 "old",
                 format!("no consistency proof from size {old} to size {new}; need 0 < old <= size"),
             ),
-            E::LeafNotFound { leaf_hash, size } => ApiError::NotFound(format!(
-                "leaf hash {} is not in the tree of size {size}",
-                leaf_hash.to_base64()
-            )),
-            E::EntryTooLarge { position, size } => ApiError::InvalidEntry(format!(
-                "entry {position} is {size} bytes; the maximum is 65535"
-            )),
-            other => ApiError::Internal(other.to_string()),
+            E::LeafNotFound { leaf_hash, size } => {
+                ApiError::NotFound(NotFound::LeafHash { leaf_hash, size })
+            }
+            E::EntryTooLarge { position, size } => {
+                ApiError::InvalidEntry(InvalidEntry::TooLarge { position, size })
+            }
+            other => ApiError::Internal(Internal::Ledger(other)),
         }
     }
+}
+
+/// The error and its chain of sources, for the log.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // thiserror messages often embed their source already.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl IntoResponse for ApiError {
@@ -175,7 +318,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let message = match &self {
             ApiError::Internal(detail) => {
-                tracing::error!(detail = %detail, "internal error");
+                tracing::error!(detail = %chain(detail), "internal error");
                 "internal server error; the detail is in the server log".to_owned()
             }
             other => other.to_string(),
@@ -202,5 +345,45 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_detail_keeps_its_sources_for_the_log() {
+        let io = std::io::Error::other("disk on fire");
+        let err = StartError::CommitterThread(io);
+        assert_eq!(
+            err.to_string(),
+            "cannot start the committer thread: disk on fire"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        let err = ApiError::from(Internal::CommitterStopped);
+        assert_eq!(err.code(), ErrorCode::Internal);
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn messages_keep_their_documented_text() {
+        let err = ApiError::from(NotFound::Entry { index: 99, size: 4 });
+        assert_eq!(err.to_string(), "no entry 99: the log has 4 entries");
+        let err = ApiError::from(InvalidEntry::Empty);
+        assert_eq!(err.to_string(), "empty entry: an entry is 1 to 65535 bytes");
+        let err = ApiError::from(InvalidEntry::TooLarge {
+            position: 2,
+            size: 70000,
+        });
+        assert_eq!(
+            err.to_string(),
+            "entry 2 is 70000 bytes; the maximum is 65535"
+        );
+        assert_eq!(
+            ApiError::from(NotFound::Endpoint).to_string(),
+            "no such endpoint; see /openapi.json"
+        );
     }
 }

@@ -16,8 +16,8 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 
-/// Longest `Idempotency-Key` accepted, in bytes.
-pub const MAX_KEY_LEN: usize = 255;
+/// Longest `Idempotency-Key` accepted, in bytes (the API's limit, shared with clients).
+pub use veritrail_api::limits::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
 
 /// The state of one key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub fn validate_key(value: &[u8]) -> Result<String, ApiError> {
     if value.is_empty() || value.len() > MAX_KEY_LEN || !value.iter().all(|b| b.is_ascii_graphic())
     {
         return Err(ApiError::param(
-            "Idempotency-Key",
+            veritrail_api::media::IDEMPOTENCY_KEY_HEADER,
             format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
         ));
     }

@@ -10,7 +10,10 @@
 //! - **Reads**: the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`), JSON proofs, entries
 //!   and the checkpoint history.
 //! - **Access** ([`auth`]): bearer tokens with roles; **operations**: `/healthz`, `/readyz`,
-//!   `/metrics` (Prometheus), `/openapi.json`.
+//!   `/metrics` (Prometheus), `/openapi.json` ([`openapi`], derived from the router).
+//!
+//! Wire types, content types, limits and error codes come from `veritrail-api`, shared with
+//! the client.
 //!
 //! [`app`] builds the router from an [`AppState`]; [`Server::start`] wires the ledger, the
 //! committer thread and the publisher; [`Server::serve`] runs until a shutdown future resolves,
@@ -35,9 +38,11 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+mod body;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+mod middleware;
 pub mod openapi;
 pub mod publisher;
 mod query;
@@ -46,15 +51,14 @@ pub mod sequencer;
 
 use std::sync::{Arc, OnceLock};
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use veritrail_ledger::Ledger;
 
 pub use crate::config::ServerConfig;
-pub use crate::error::ApiError;
+pub use crate::error::{ApiError, StartError};
 
 use crate::auth::Auth;
 use crate::idempotency::Idempotency;
@@ -114,32 +118,32 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// The router for `state`: every route, the body limit, the request timeout and the status
-/// counter.
+/// The router for `state`: every route of [`routes`], `/openapi.json` serving the document
+/// derived from those same routes, the fallbacks, the body limit, the request timeout and the
+/// status counter.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
     let timeout = state.config.limits.request_timeout;
-    Router::new()
-        .route("/v1/entries", post(routes::append))
-        .route("/v1/entries/{index}", get(routes::entry))
-        .route("/v1/proof/inclusion", get(routes::inclusion_proof))
-        .route("/v1/proof/consistency", get(routes::consistency_proof))
-        .route("/v1/checkpoints/{size}", get(routes::checkpoint_at))
-        .route("/checkpoint", get(routes::checkpoint))
-        .route("/tile/{*path}", get(routes::tile))
-        .route("/healthz", get(routes::healthz))
-        .route("/readyz", get(routes::readyz))
-        .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(openapi::document))
-        .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+    let (router, doc) = routes::router().split_for_parts();
+    router
+        .fallback(middleware::not_found)
+        .method_not_allowed_fallback(middleware::method_not_allowed)
+        .layer(Extension(routes::OpenApiJson::render(&openapi::finish(
+            doc,
+        ))))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
             timeout,
-            routes::request_timeout,
+            middleware::request_timeout,
         ))
-        .layer(axum::middleware::from_fn(routes::count_status))
+        .layer(axum::middleware::from_fn(middleware::count_status))
         .with_state(state)
+}
+
+/// The OpenAPI document of [`app`]'s routes, built from the same router (what
+/// `GET /openapi.json` serves).
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(routes::router().into_openapi())
 }
 
 /// A running server: the state plus the publisher task.
@@ -155,8 +159,12 @@ impl Server {
     /// Must be called inside a Tokio runtime.
     ///
     /// # Errors
-    /// [`ApiError::Internal`] if the committer thread cannot start.
-    pub fn start(ledger: Arc<Ledger>, config: ServerConfig, auth: Auth) -> Result<Self, ApiError> {
+    /// [`StartError::CommitterThread`] if the committer thread cannot start.
+    pub fn start(
+        ledger: Arc<Ledger>,
+        config: ServerConfig,
+        auth: Auth,
+    ) -> Result<Self, StartError> {
         let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
         let (published_tx, published_rx) = watch::channel(None);
         let (stop_publisher, mut stop_rx) = watch::channel(false);

@@ -1,86 +1,58 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of the whole HTTP API, generated from the code.
+//! The OpenAPI 3.1 document of the whole HTTP API, served at `GET /openapi.json`.
 //!
-//! Every route of [`crate::app`] is described by the `#[utoipa::path]` attribute on its handler
-//! in [`crate::routes`] (and on [`document`] here): JSON endpoints with their schemas, and the
-//! text and binary ones (`/checkpoint`, `/tile/...`, raw entries, `/metrics`) with their
-//! media types. Every error is an [`ErrorResponse`] (`{"error": "<code>", "message": "..."}`)
-//! whose code is one of [`ErrorCode`], the stable codes of [`ApiError::code`]. Routes that
-//! need a token name the `bearer` security scheme; the prose reference is `docs/api.md`.
-//!
-//! [`ApiError::code`]: crate::ApiError::code
+//! The document is derived from the router that serves requests: `crate::routes::router`
+//! registers every handler through `utoipa_axum::routes!`, which adds the handler's
+//! `#[utoipa::path]` operation and the schemas it names to this module's `skeleton`
+//! (title, tags, the `bearer` security scheme, the shared schemas). JSON bodies are the types
+//! of `veritrail-api`; the text and binary ones (`/checkpoint`, `/tile/...`, raw entries,
+//! `/metrics`) are described by their media types. Every error is an `ErrorResponse`
+//! (`veritrail_api::ErrorBody`, `{"error": "<code>", "message": "..."}`) whose code is one of
+//! `ErrorCode`. The prose reference is `docs/api.md`.
 
-use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use veritrail_api::{AppendResponse, ErrorBody, ErrorCode};
 
 /// Name of the bearer-token security scheme in the document.
 pub const BEARER: &str = "bearer";
-
-/// The body of every error response.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "error": "index_out_of_range",
-    "message": "leaf index 7 is out of range for tree size 3"
-}))]
-pub struct ErrorResponse {
-    /// Stable machine-readable code; match on this, not on the message.
-    pub error: ErrorCode,
-    /// Human-readable detail. For `internal` it is generic: the detail is in the server log.
-    pub message: String,
-}
-
-/// The stable error codes (the `error` field): one per `ApiError` variant, see `ApiError::code`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// 400: a path or query parameter, or a header, is malformed.
-    InvalidParameter,
-    /// 400: the body is not a valid entry or entry batch.
-    InvalidEntry,
-    /// 415: the body's content type is not accepted (reserved: no route returns it today).
-    UnsupportedMediaType,
-    /// 401: no valid bearer token.
-    Unauthorized,
-    /// 403: the token lacks the role the route needs.
-    Forbidden,
-    /// 404: no such resource (yet).
-    NotFound,
-    /// 405: the path exists but does not take this method (the `Allow` header lists those
-    /// it takes).
-    MethodNotAllowed,
-    /// 422: a leaf index is not below the tree size.
-    IndexOutOfRange,
-    /// 422: a tree size is beyond the current tree.
-    SizeOutOfRange,
-    /// 409: an `Idempotency-Key` was reused with a different body.
-    IdempotencyConflict,
-    /// 413: the body (or a single entry) is too large.
-    PayloadTooLarge,
-    /// 503 with `Retry-After`: the append queue is full.
-    Overloaded,
-    /// 503 with `Retry-After`: the server is shutting down.
-    ShuttingDown,
-    /// 408: the request took longer than the server allows.
-    Timeout,
-    /// 500: an internal fault.
-    Internal,
-}
-
-/// The response of `POST /v1/entries`: one object for a raw entry, an array for a batch.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum AppendResponse {
-    /// `Content-Type: application/octet-stream` (or any type but the batch type).
-    One(crate::routes::AppendedEntry),
-    /// `Content-Type: application/x-veritrail-entries`: one element per entry, in order.
-    Batch(Vec<crate::routes::AppendedEntry>),
-}
 
 /// Raw bytes: the whole body is the value (an entry, an entry batch, a tile).
 #[derive(Debug, ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct Binary(pub Vec<u8>);
+
+// The three error groups below describe responses in `#[utoipa::path]` attributes; their
+// variants are never built (the handlers answer with `ApiError`), hence `dead_code`.
+
+/// `401` and `403`, for routes that take a bearer token.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AccessErrors {
+    /// `unauthorized`: no, a malformed or an unknown bearer token
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `forbidden`: the token lacks the role
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+}
+
+/// `408`, which any route answers when it outlives `--request-timeout`.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum TimeoutError {
+    /// `timeout`: the request took longer than `--request-timeout`
+    #[response(status = 408)]
+    Timeout(ErrorBody),
+}
+
+/// `500`, for routes that read the store.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum InternalError {
+    /// `internal`: detail in the server log
+    #[response(status = 500)]
+    Internal(ErrorBody),
+}
 
 /// Adds the bearer-token security scheme.
 struct BearerScheme;
@@ -104,7 +76,7 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The OpenAPI description.
+/// The parts of the document that are not routes.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -114,30 +86,7 @@ impl Modify for BearerScheme {
                        checkpoints (C2SP signed-note / tlog-checkpoint) and offline receipts \
                        (c2sp.org/tlog-proof@v1). Reference: docs/api.md."
     ),
-    paths(
-        crate::routes::append,
-        crate::routes::entry,
-        crate::routes::inclusion_proof,
-        crate::routes::consistency_proof,
-        crate::routes::checkpoint_at,
-        crate::routes::checkpoint,
-        crate::routes::tile,
-        crate::routes::healthz,
-        crate::routes::readyz,
-        crate::routes::metrics,
-        document,
-    ),
-    components(schemas(
-        crate::routes::AppendedEntry,
-        crate::routes::InclusionProofResponse,
-        crate::routes::ConsistencyProofResponse,
-        crate::routes::EntryWithProof,
-        crate::routes::Health,
-        AppendResponse,
-        Binary,
-        ErrorResponse,
-        ErrorCode,
-    )),
+    components(schemas(AppendResponse, Binary, ErrorBody, ErrorCode)),
     modifiers(&BearerScheme),
     tags(
         (name = "append", description = "Durable appends with group commit"),
@@ -146,20 +95,21 @@ impl Modify for BearerScheme {
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
-pub struct ApiDoc;
+struct Skeleton;
 
-/// The OpenAPI document of this API (OpenAPI 3.1, JSON).
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    summary = "This OpenAPI document",
-    responses(
-        (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
-    )
-)]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The document before any route is added: info, tags, security scheme, shared schemas.
+pub(crate) fn skeleton() -> utoipa::openapi::OpenApi {
+    Skeleton::openapi()
+}
+
+/// Finishes the document built by the router: axum's catch-all `{*path}` is written
+/// `{path}` in OpenAPI, where a path parameter may hold `/` only if the operation says so.
+pub(crate) fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    doc.paths.paths = std::mem::take(&mut doc.paths.paths)
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    doc
 }
 
 #[cfg(test)]
@@ -178,38 +128,28 @@ mod tests {
 
     use super::*;
     use crate::auth::Auth;
+    use crate::error::{Internal, InvalidEntry, NotFound};
     use crate::{ApiError, Server, ServerConfig};
 
-    /// The `(method, path)` of every `.route(...)` in `app()`, read from `lib.rs` itself so a
-    /// route added there without an OpenAPI description fails this test. Axum's `{*path}`
-    /// wildcard is written `{path}` in OpenAPI.
-    fn router_routes() -> BTreeSet<(String, String)> {
-        const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
-        let source = include_str!("lib.rs");
-        let body = source
-            .split_once("pub fn app(")
-            .and_then(|(_, rest)| rest.split_once("\n}\n"))
-            .map(|(body, _)| body)
-            .expect("lib.rs defines `pub fn app(`");
+    /// The `(method, path)` of every row of the endpoint table in `docs/api.md`: the router,
+    /// and so the document derived from it, must serve exactly the documented API.
+    fn api_md_routes() -> BTreeSet<(String, String)> {
+        let doc = include_str!("../../../docs/api.md");
+        let table = doc
+            .split_once("## Endpoints")
+            .map(|(_, rest)| rest)
+            .expect("docs/api.md has an Endpoints section");
         let mut routes = BTreeSet::new();
-        for call in body.split(".route(\"").skip(1) {
-            let (path, rest) = call.split_once('"').unwrap();
-            let rest = rest.split(".fallback(").next().unwrap();
-            let rest = rest.split(".layer(").next().unwrap();
-            let path = path.replace("{*", "{");
-            let methods: Vec<&str> = METHODS
-                .into_iter()
-                .filter(|m| {
-                    rest.match_indices(&format!("{m}(")).any(|(at, _)| {
-                        at == 0
-                            || !rest.as_bytes()[at - 1].is_ascii_alphanumeric()
-                                && rest.as_bytes()[at - 1] != b'_'
-                    })
-                })
-                .collect();
-            assert!(!methods.is_empty(), "no method found for route {path}");
-            for method in methods {
-                routes.insert((method.to_owned(), path.clone()));
+        for line in table.lines().skip_while(|l| !l.starts_with('|')) {
+            let Some(row) = line.strip_prefix('|') else {
+                break;
+            };
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (method, path) = (cells[0], cells[1]);
+            if let Some((_, rest)) = path.split_once("[`")
+                && let Some((path, _)) = rest.split_once('`')
+            {
+                routes.insert((method.to_lowercase(), path.to_owned()));
             }
         }
         routes
@@ -226,13 +166,14 @@ mod tests {
     }
 
     #[test]
-    fn the_document_lists_every_route_of_the_router() {
-        let json = ApiDoc::openapi().to_pretty_json().unwrap();
+    fn the_document_of_the_router_lists_every_documented_endpoint() {
+        let json = crate::api_document().to_pretty_json().unwrap();
         let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-        let router = router_routes();
-        assert!(router.len() >= 11, "parsed only {router:?}");
-        assert_eq!(documented_routes(&doc), router);
+        let router = documented_routes(&doc);
+        let documented = api_md_routes();
+        assert!(documented.len() >= 11, "parsed only {documented:?}");
+        assert_eq!(router, documented);
 
         // Every operation answers errors with the error schema, and protected ones name the
         // bearer scheme, which exists.
@@ -249,6 +190,21 @@ mod tests {
                         assert_eq!(name, BEARER, "{method} {path}");
                     }
                 }
+                // A route that takes a token documents both ways to be refused.
+                for status in ["401", "403"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+            // Every route that does work can outlive the request timeout (liveness and the
+            // prebuilt document answer at once).
+            if !["/openapi.json", "/healthz"].contains(&path.as_str()) {
+                assert!(
+                    op["responses"]["408"].is_object(),
+                    "{method} {path}: no 408"
+                );
             }
             for (status, response) in op["responses"].as_object().unwrap() {
                 if status.starts_with('4') || status.starts_with('5') {
@@ -266,18 +222,18 @@ mod tests {
     }
 
     /// One sample of every `ApiError` variant. The exhaustive `match` makes a new variant a
-    /// compile error here until it is added to the samples and to [`ErrorCode`].
+    /// compile error here until it is added to the samples and mapped to an [`ErrorCode`].
     fn every_error() -> Vec<ApiError> {
         let samples = vec![
             ApiError::param("index", "bad"),
-            ApiError::InvalidEntry("bad".into()),
+            ApiError::InvalidEntry(InvalidEntry::Empty),
             ApiError::UnsupportedMediaType("text/plain".into()),
             ApiError::Unauthorized,
             ApiError::Forbidden {
                 token: "t".into(),
                 needed: "admin",
             },
-            ApiError::NotFound("x".into()),
+            ApiError::NotFound(NotFound::Endpoint),
             ApiError::MethodNotAllowed,
             ApiError::IndexOutOfRange { index: 1, size: 1 },
             ApiError::SizeOutOfRange {
@@ -289,7 +245,7 @@ mod tests {
             ApiError::Overloaded { retry_after: 1 },
             ApiError::ShuttingDown,
             ApiError::Timeout,
-            ApiError::Internal("x".into()),
+            ApiError::Internal(Internal::CommitterStopped),
         ];
         for sample in &samples {
             match sample {
@@ -315,16 +271,27 @@ mod tests {
 
     #[test]
     fn the_error_schema_lists_exactly_the_stable_codes() {
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let doc = serde_json::to_value(crate::api_document()).unwrap();
         let listed: BTreeSet<String> = doc["components"]["schemas"]["ErrorCode"]["enum"]
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v.as_str().unwrap().to_owned())
             .collect();
-        let codes: BTreeSet<String> = every_error().iter().map(|e| e.code().to_owned()).collect();
+        let codes: BTreeSet<String> = every_error()
+            .iter()
+            .map(|e| e.code().as_str().to_owned())
+            .collect();
         assert_eq!(listed, codes);
         assert_eq!(codes.len(), every_error().len(), "codes must be distinct");
+        let all: BTreeSet<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        assert_eq!(all, codes, "every wire code has an ApiError variant");
+        for error in every_error() {
+            assert_eq!(error.status().as_u16(), error.code().status(), "{error}");
+        }
     }
 
     #[tokio::test]
@@ -336,7 +303,7 @@ mod tests {
         let server = Server::start(ledger, ServerConfig::default(), Auth::disabled()).unwrap();
         let app = crate::app(server.state().clone());
 
-        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let doc = serde_json::to_value(crate::api_document()).unwrap();
         for (method, path) in documented_routes(&doc) {
             let uri = path
                 .replace("{index}", "0")

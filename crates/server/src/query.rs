@@ -1,10 +1,11 @@
-//! Strict query-string parsing: every parameter is known, given at most once, and canonical.
+//! Strict parameter parsing: every query parameter is known, given at most once, and
+//! canonical; path parameters are canonical decimals.
 //!
 //! Values are percent-decoded (`%2B` is `+`); a literal `+` stays `+` (this is not an HTML
 //! form), so base64 leaf hashes work whether or not the client encodes them.
 
 use veritrail_ledger::Hash;
-use veritrail_ledger::checkpoint::parse_decimal;
+use veritrail_ledger::ascii::parse_decimal;
 
 use crate::error::ApiError;
 
@@ -111,6 +112,16 @@ impl Params {
 pub(crate) fn parse_u64(name: &'static str, value: &str) -> Result<u64, ApiError> {
     parse_decimal(value)
         .map_err(|e| ApiError::param(name, format!("{value:?} is not a canonical decimal: {e}")))
+}
+
+/// A path parameter's text; a segment that does not percent-decode to UTF-8 is a parameter
+/// error (axum's own rejection is plain text, not the JSON error every endpoint answers).
+pub(crate) fn path_text(
+    name: &'static str,
+    path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<String, ApiError> {
+    path.map(|axum::extract::Path(text)| text)
+        .map_err(|e| ApiError::param(name, e.body_text()))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, watch};
 use veritrail_ledger::{Ledger, TreeHead};
 
 use crate::config::BatchConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, Internal, InvalidEntry, StartError};
 
 /// What a request gets back once its entries are durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,12 +79,12 @@ impl Sequencer {
     /// Starts the committer thread. Every committed batch's tree head is sent on `committed`.
     ///
     /// # Errors
-    /// [`ApiError::Internal`] if the thread cannot be spawned.
+    /// [`StartError::CommitterThread`] if the thread cannot be spawned.
     pub fn start(
         ledger: Arc<Ledger>,
         config: BatchConfig,
         committed: watch::Sender<TreeHead>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<Self, StartError> {
         let (sender, receiver) = mpsc::channel();
         let depth = Arc::new(Depth::default());
         let committer = Committer {
@@ -96,7 +96,7 @@ impl Sequencer {
         let handle = std::thread::Builder::new()
             .name("veritrail-committer".into())
             .spawn(move || committer.run(&receiver))
-            .map_err(|e| ApiError::Internal(format!("cannot start the committer thread: {e}")))?;
+            .map_err(StartError::CommitterThread)?;
         Ok(Sequencer {
             sender: RwLock::new(Some(sender)),
             depth,
@@ -143,10 +143,11 @@ impl Sequencer {
             });
         }
         if count > self.config.queue_entries {
-            return Err(ApiError::InvalidEntry(format!(
-                "a batch of {count} entries can never fit the append queue ({} entries); split it",
-                self.config.queue_entries
-            )));
+            return Err(InvalidEntry::LargerThanQueue {
+                count,
+                queue: self.config.queue_entries,
+            }
+            .into());
         }
         // Reserve queue room first; undo the reservation if either bound is exceeded.
         let queued_entries = self.depth.entries.fetch_add(count, Ordering::AcqRel) + count;
@@ -310,9 +311,11 @@ impl Committer {
                 self.depth.healthy.store(false, Ordering::Release);
                 tracing::error!(error = %err, entries = entries.len(), "commit failed; nothing of the batch was appended");
                 metrics::counter!("veritrail_commit_failures_total").increment(1);
-                let message = err.to_string();
+                let err = Arc::new(err);
                 for job in batch {
-                    let _ = job.reply.send(Err(ApiError::Internal(message.clone())));
+                    let _ = job
+                        .reply
+                        .send(Err(ApiError::Internal(Internal::Commit(err.clone()))));
                 }
             }
         }

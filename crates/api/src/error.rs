@@ -1,0 +1,193 @@
+//! The body of every error response and its stable codes.
+//!
+//! Every error answer is `{"error": "<code>", "message": "<human text>"}` (`docs/api.md`,
+//! "Errors"). Programs match on the code, never on the message; for `internal` the message is
+//! generic and the detail stays in the server log.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The body of every error response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+// The OpenAPI schema keeps the name it has always had in `/openapi.json`.
+#[cfg_attr(feature = "openapi", schema(as = ErrorResponse, example = json!({
+    "error": "index_out_of_range",
+    "message": "leaf index 7 is out of range for tree size 3"
+})))]
+pub struct ErrorBody {
+    /// Stable machine-readable code; match on this, not on the message.
+    pub error: ErrorCode,
+    /// Human-readable detail. For `internal` it is generic: the detail is in the server log.
+    pub message: String,
+}
+
+/// The stable error codes (the `error` field of an [`ErrorBody`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 400: a path or query parameter, or a header, is malformed.
+    InvalidParameter,
+    /// 400: the body is not a valid entry or entry batch.
+    InvalidEntry,
+    /// 415: the body's content type is not accepted (reserved: no route returns it today).
+    UnsupportedMediaType,
+    /// 401: no valid bearer token.
+    Unauthorized,
+    /// 403: the token lacks the role the route needs.
+    Forbidden,
+    /// 404: no such resource (yet).
+    NotFound,
+    /// 405: the path exists but does not take this method (the `Allow` header lists those
+    /// it takes).
+    MethodNotAllowed,
+    /// 422: a leaf index is not below the tree size.
+    IndexOutOfRange,
+    /// 422: a tree size is beyond the current tree.
+    SizeOutOfRange,
+    /// 409: an `Idempotency-Key` was reused with a different body.
+    IdempotencyConflict,
+    /// 413: the body (or a single entry) is too large.
+    PayloadTooLarge,
+    /// 503 with `Retry-After`: the append queue is full.
+    Overloaded,
+    /// 503 with `Retry-After`: the server is shutting down.
+    ShuttingDown,
+    /// 408: the request took longer than the server allows.
+    Timeout,
+    /// 500: an internal fault.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the documentation.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::InvalidParameter,
+        ErrorCode::InvalidEntry,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::IndexOutOfRange,
+        ErrorCode::SizeOutOfRange,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::Overloaded,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Timeout,
+        ErrorCode::Internal,
+    ];
+
+    /// The code as it appears on the wire, such as `not_found`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidParameter => "invalid_parameter",
+            ErrorCode::InvalidEntry => "invalid_entry",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::IndexOutOfRange => "index_out_of_range",
+            ErrorCode::SizeOutOfRange => "size_out_of_range",
+            ErrorCode::IdempotencyConflict => "idempotency_conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the server answers with this code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidParameter | ErrorCode::InvalidEntry => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Timeout => 408,
+            ErrorCode::IdempotencyConflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
+            ErrorCode::Internal => 500,
+            ErrorCode::Overloaded | ErrorCode::ShuttingDown => 503,
+        }
+    }
+
+    /// Whether the same request may succeed later (`overloaded`, `shutting_down`,
+    /// `timeout`): the server appended nothing, or the client may retry with its
+    /// idempotency key.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::Timeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the [`ErrorCode`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownErrorCode;
+
+impl fmt::Display for UnknownErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a Veritrail error code")
+    }
+}
+
+impl std::error::Error for UnknownErrorCode {}
+
+impl FromStr for ErrorCode {
+    type Err = UnknownErrorCode;
+
+    /// The code named `text` exactly (lower case, as on the wire).
+    fn from_str(text: &str) -> Result<Self, UnknownErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == text)
+            .ok_or(UnknownErrorCode)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_match_serde_and_parse_back() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(code.as_str().parse::<ErrorCode>(), Ok(code));
+            assert!((400..600).contains(&code.status()), "{code}");
+        }
+        assert_eq!("Not_Found".parse::<ErrorCode>(), Err(UnknownErrorCode));
+    }
+
+    #[test]
+    fn the_error_body_keeps_its_documented_shape() {
+        let body = ErrorBody {
+            error: ErrorCode::IndexOutOfRange,
+            message: "leaf index 7 is out of range for tree size 3".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"index_out_of_range","message":"leaf index 7 is out of range for tree size 3"}"#
+        );
+    }
+}

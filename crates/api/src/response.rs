@@ -1,0 +1,145 @@
+//! The JSON bodies of successful responses. Hashes and proofs are standard base64 strings,
+//! signed notes and receipts their UTF-8 text, exactly as `docs/api.md` documents them.
+
+use serde::{Deserialize, Serialize};
+
+/// One appended entry, as returned by `POST /v1/entries`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendedEntry {
+    /// The entry's index in the log.
+    pub index: u64,
+    /// RFC 6962 leaf hash of the entry, standard base64.
+    pub leaf_hash: String,
+    /// With `wait=published`: the signed checkpoint note covering the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// With `wait=published`: the inclusion proof against that checkpoint, base64 hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<Vec<String>>,
+    /// With `wait=published`: a `c2sp.org/tlog-proof@v1` receipt, verifiable offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+}
+
+/// The response of `POST /v1/entries`: one object for a raw entry, an array for a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum AppendResponse {
+    /// `Content-Type: application/octet-stream` (or any type but the batch type).
+    One(AppendedEntry),
+    /// `Content-Type: application/x-veritrail-entries`: one element per entry, in order.
+    Batch(Vec<AppendedEntry>),
+}
+
+/// An inclusion proof, as returned by `GET /v1/proof/inclusion`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InclusionProofResponse {
+    /// The leaf index.
+    pub index: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// The audit path, leaf's sibling first, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// A consistency proof, as returned by `GET /v1/proof/consistency`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsistencyProofResponse {
+    /// The old tree size.
+    pub old: u64,
+    /// The new tree size.
+    pub tree_size: u64,
+    /// The proof, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// An entry with its inclusion proof, as returned by `GET /v1/entries/{index}?proof=1`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EntryWithProof {
+    /// The leaf index.
+    pub index: u64,
+    /// The entry bytes, standard base64.
+    pub entry: String,
+    /// Its leaf hash, standard base64.
+    pub leaf_hash: String,
+    /// The size of the latest checkpoint the proof is against.
+    pub tree_size: u64,
+    /// The inclusion proof, base64 hashes.
+    pub proof: Vec<String>,
+    /// The latest signed checkpoint note.
+    pub checkpoint: String,
+}
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// `/healthz`: the process is up.
+    Ok,
+    /// `/readyz`: the server takes appends and serves reads.
+    Ready,
+    /// `/readyz`: the server is not ready; see the reason.
+    Unavailable,
+}
+
+/// Health status, as returned by `/healthz` and `/readyz`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: HealthStatus,
+    /// The committed tree size (readiness only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_size: Option<u64>,
+    /// The latest published checkpoint size (readiness only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_size: Option<u64>,
+    /// Why the server is not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_fields_are_omitted_and_read_back() {
+        let one = AppendedEntry {
+            index: 3,
+            leaf_hash: "AAAA".into(),
+            checkpoint: None,
+            inclusion_proof: None,
+            receipt: None,
+        };
+        let json = serde_json::to_string(&one).unwrap();
+        assert_eq!(json, r#"{"index":3,"leaf_hash":"AAAA"}"#);
+        assert_eq!(serde_json::from_str::<AppendedEntry>(&json).unwrap(), one);
+        let health = Health {
+            status: HealthStatus::Ok,
+            tree_size: None,
+            published_size: None,
+            reason: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&health).unwrap(),
+            r#"{"status":"ok"}"#
+        );
+    }
+
+    #[test]
+    fn an_append_answer_is_an_object_or_an_array() {
+        let batch: AppendResponse =
+            serde_json::from_str(r#"[{"index":0,"leaf_hash":"x"}]"#).unwrap();
+        assert!(matches!(batch, AppendResponse::Batch(ref v) if v.len() == 1));
+        let one: AppendResponse = serde_json::from_str(r#"{"index":0,"leaf_hash":"x"}"#).unwrap();
+        assert!(matches!(one, AppendResponse::One(_)));
+    }
+}

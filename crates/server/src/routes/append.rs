@@ -1,0 +1,210 @@
+//! `POST /v1/entries`: durable appends, optionally waiting for a signed checkpoint.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use veritrail_api::media::{IDEMPOTENCY_KEY_HEADER, WAIT_PUBLISHED};
+use veritrail_api::{AppendResponse, AppendedEntry, ErrorBody};
+use veritrail_ledger::leaf_hash;
+use veritrail_ledger::note::Note;
+use veritrail_ledger::receipt::Receipt;
+
+use crate::AppState;
+use crate::auth::Appender;
+use crate::body::{fingerprint, is_batch, parse_entries};
+use crate::error::{ApiError, Internal, InvalidEntry};
+use crate::idempotency::{Claim, validate_key};
+use crate::openapi::{AccessErrors, Binary};
+use crate::publisher::wait_for;
+use crate::query::Params;
+use crate::routes::ledger::{b64, blocking};
+
+/// `POST /v1/entries[?wait=published]`
+#[utoipa::path(
+    post,
+    path = "/v1/entries",
+    tag = "append",
+    summary = "Append one entry or a batch, answered once durable",
+    description = "Concurrent requests share one durable commit (group commit). With \
+`Content-Type: application/x-veritrail-entries` the body is a batch encoded like a C2SP entry \
+bundle: each entry prefixed by its length as a big-endian u16, 1 to 4096 entries of 1 to 65535 \
+bytes, answered with an array. Any other content type (use `application/octet-stream`) is one \
+raw entry of 1 to 65535 bytes, answered with one object. Role: `append`.",
+    params(
+        ("wait" = Option<String>, Query, example = "published",
+            description = "`published`: also wait for a signed checkpoint covering the entries \
+and return it with an inclusion proof and a `c2sp.org/tlog-proof@v1` receipt per entry"),
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters. A retry with the same key and \
+entries gets the original indices instead of appending again; remembered in memory for \
+`--idempotency-window` (default 24h), not across restarts"),
+    ),
+    request_body(
+        description = "One raw entry, or a batch of length-prefixed entries",
+        content(
+            (Binary = "application/octet-stream"),
+            (Binary = "application/x-veritrail-entries"),
+        )
+    ),
+    responses(
+        (status = 200, description = "Durable: an object for a raw entry, an array (one \
+element per entry, in order) for a batch", body = AppendResponse),
+        (status = 400, description = "`invalid_parameter` (`wait`, `Idempotency-Key`, unknown \
+query parameter) or `invalid_entry` (empty entry, malformed or empty batch, more than 4096 \
+entries)", body = ErrorBody),
+        AccessErrors,
+        (status = 408, description = "`timeout`: not durable, or with `wait=published` not \
+published, within `--request-timeout`", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with other \
+entries", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: body above `--max-body-bytes`, or a \
+raw entry above 65535 bytes", body = ErrorBody),
+        (status = 500, description = "`internal`: the commit failed; nothing of the batch was \
+appended", body = ErrorBody),
+        (status = 503, description = "`overloaded` (the append queue is full) or \
+`shutting_down`; nothing was appended", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait: 1 when overloaded, \
+5 when shutting down"))),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn append(
+    State(state): State<AppState>,
+    _appender: Appender,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(query.as_deref(), &["wait"])?;
+    let wait_published = match params.text("wait") {
+        None => false,
+        Some(WAIT_PUBLISHED) => true,
+        Some(other) => {
+            return Err(ApiError::param(
+                "wait",
+                format!("{other:?} is not \"published\""),
+            ));
+        }
+    };
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+            limit: state.config.limits.max_body_bytes,
+        },
+        _ => InvalidEntry::Unreadable(e).into(),
+    })?;
+    let batch = is_batch(&headers);
+    let entries = parse_entries(&body, batch, state.config.limits.max_batch_entries)?;
+    let timeout = state.config.limits.request_timeout;
+
+    let ticket = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => {
+            let key = validate_key(value.as_bytes())?;
+            let digest = fingerprint(&entries);
+            match state
+                .idempotency
+                .claim_fingerprint(key, digest, timeout)
+                .await?
+            {
+                Claim::Fresh(ticket) => Some(ticket),
+                Claim::Replay(indices) => {
+                    metrics::counter!("veritrail_append_replayed_total").increment(1);
+                    return respond(&state, indices, &entries, batch, wait_published).await;
+                }
+            }
+        }
+    };
+    let receiver = match state.sequencer.submit(entries.clone()) {
+        Ok(receiver) => receiver,
+        Err(err) => {
+            if let Some(ticket) = ticket {
+                ticket.finish(&state.idempotency, None);
+            }
+            return Err(err);
+        }
+    };
+    // Record the outcome for the idempotency key in a task of its own: if this request is
+    // dropped (client gone, timeout) after its entries were queued, they may still be
+    // committed, and a retry must get those indices rather than append again.
+    let recorder = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let committed = receiver
+                .await
+                .map_err(|_| ApiError::from(Internal::CommitterStopped))
+                .and_then(|r| r);
+            if let Some(ticket) = ticket {
+                let indices = committed.as_ref().ok().map(|c| c.indices.clone());
+                ticket.finish(&state.idempotency, indices);
+            }
+            committed
+        })
+    };
+    let committed = recorder.await.map_err(|source| Internal::Task {
+        what: "append",
+        source,
+    })??;
+    respond(&state, committed.indices, &entries, batch, wait_published).await
+}
+
+/// Builds the append response for entries committed at `indices`.
+async fn respond(
+    state: &AppState,
+    indices: std::ops::Range<u64>,
+    entries: &[Bytes],
+    batch: bool,
+    wait_published: bool,
+) -> Result<Response, ApiError> {
+    let mut out: Vec<AppendedEntry> = indices
+        .clone()
+        .zip(entries)
+        .map(|(index, entry)| AppendedEntry {
+            index,
+            leaf_hash: leaf_hash(entry).to_base64(),
+            checkpoint: None,
+            inclusion_proof: None,
+            receipt: None,
+        })
+        .collect();
+    if wait_published {
+        let mut receiver = state.published.clone();
+        let published = wait_for(
+            &mut receiver,
+            indices.end,
+            state.config.limits.request_timeout,
+        )
+        .await
+        .ok_or(ApiError::Timeout)?;
+        let size = published.size();
+        let note_text = String::from_utf8_lossy(&published.checkpoint.note).into_owned();
+        let note =
+            Note::from_bytes(&published.checkpoint.note).map_err(Internal::PublishedCheckpoint)?;
+        let wanted = indices.clone();
+        let proofs = blocking(state, move |ledger| {
+            wanted
+                .map(|index| ledger.inclusion_proof(index, size))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
+        for (item, proof) in out.iter_mut().zip(proofs) {
+            let receipt = Receipt {
+                extra: None,
+                index: item.index,
+                proof: proof.clone(),
+                checkpoint: note.clone(),
+            };
+            item.receipt = Some(String::from_utf8_lossy(&receipt.to_bytes()).into_owned());
+            item.inclusion_proof = Some(b64(&proof));
+            item.checkpoint = Some(note_text.clone());
+        }
+    }
+    if batch {
+        Ok(Json(out).into_response())
+    } else {
+        let single = out.pop().ok_or(Internal::EmptyResult)?;
+        Ok(Json(single).into_response())
+    }
+}

@@ -1,0 +1,53 @@
+//! The HTTP handlers, one module per concern, and `router`, which registers each with its
+//! `#[utoipa::path]` description so that the OpenAPI document is derived from the very router
+//! that serves requests.
+//!
+//! - `append`: `POST /v1/entries`;
+//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
+//! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
+//! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//!
+//! Request bodies are parsed in `crate::body`, query and path parameters in
+//! `crate::query`, fallbacks and middleware live in `crate::middleware`.
+
+mod append;
+mod ledger;
+mod operations;
+mod proofs;
+mod reply;
+mod tiles;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) use operations::OpenApiJson;
+pub use veritrail_api::media::BATCH_CONTENT_TYPE;
+pub use veritrail_api::{
+    AppendedEntry, ConsistencyProofResponse, EntryWithProof, Health, InclusionProofResponse,
+};
+
+use crate::AppState;
+
+/// Every route with its OpenAPI operation, on top of the document's skeleton
+/// ([`crate::openapi::skeleton`]). A route can only be added here through `routes!`, which
+/// takes both the handler and its description: there is no undocumented route.
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    [
+        routes!(append::append),
+        routes!(proofs::entry),
+        routes!(proofs::inclusion_proof),
+        routes!(proofs::consistency_proof),
+        routes!(proofs::checkpoint_at),
+        routes!(tiles::checkpoint),
+        routes!(tiles::tile),
+        routes!(operations::healthz),
+        routes!(operations::readyz),
+        routes!(operations::metrics),
+        routes!(operations::document),
+    ]
+    .into_iter()
+    .fold(
+        OpenApiRouter::with_openapi(crate::openapi::skeleton()),
+        OpenApiRouter::routes,
+    )
+}

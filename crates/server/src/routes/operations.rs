@@ -1,0 +1,146 @@
+//! Operations: liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use veritrail_api::media::METRICS_CONTENT_TYPE;
+use veritrail_api::{Health, HealthStatus};
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::openapi::{AccessErrors, TimeoutError};
+use crate::publisher::Published;
+use crate::routes::ledger::blocking;
+use crate::routes::reply::typed;
+
+/// `GET /healthz`: the process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process is up",
+    description = "Always `{\"status\":\"ok\"}`. Public.",
+    responses(
+        (status = 200, description = "Alive", body = Health),
+    )
+)]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+        tree_size: None,
+        published_size: None,
+        reason: None,
+    })
+}
+
+/// `GET /readyz`: the store is open and writable and a checkpoint is published.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the store answers, a checkpoint is published, the last commit worked",
+    description = "Public.",
+    responses(
+        (status = 200, description = "`ready`, with the committed and published tree sizes", body = Health),
+        TimeoutError,
+        (status = 503, description = "`unavailable`, with a `reason`: the store is not \
+readable, no checkpoint is published yet, the server is shutting down, or the last commit \
+failed", body = Health),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
+    let probe = blocking(&state, |l| l.store().meta("origin")).await;
+    let published = state.published.borrow().as_ref().map(Published::size);
+    let reason = match (&probe, published) {
+        (Err(e), _) => Some(format!("store not readable: {e}")),
+        (_, None) => Some("no checkpoint published yet".into()),
+        _ if state.sequencer.is_closed() => Some("shutting down".into()),
+        _ if !state.sequencer.is_healthy() => Some("the last commit failed".into()),
+        _ => None,
+    };
+    let tree_size = Some(state.ledger.tree_head().size);
+    match reason {
+        None => Json(Health {
+            status: HealthStatus::Ready,
+            tree_size,
+            published_size: published,
+            reason: None,
+        })
+        .into_response(),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: HealthStatus::Unavailable,
+                tree_size,
+                published_size: published,
+                reason: Some(reason),
+            }),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /metrics` (admin): Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (text exposition format 0.0.4)",
+    description = "Role: `admin`.",
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        AccessErrors,
+        TimeoutError,
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.auth.require(&headers, Role::Admin)?;
+    if let Some(published) = state.published.borrow().as_ref() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        metrics::gauge!("veritrail_checkpoint_age_seconds")
+            .set(now.saturating_sub(published.signed_at) as f64);
+    }
+    let text = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    Ok(typed(METRICS_CONTENT_TYPE, None, text))
+}
+
+/// The OpenAPI document rendered once when the router is built, shared by every request.
+#[derive(Clone, Debug)]
+pub(crate) struct OpenApiJson(bytes::Bytes);
+
+impl OpenApiJson {
+    /// Renders `doc` as JSON.
+    pub(crate) fn render(doc: &utoipa::openapi::OpenApi) -> Self {
+        // An `OpenApi` is plain data (strings, maps, numbers): serialising it cannot fail.
+        OpenApiJson(serde_json::to_vec(doc).unwrap_or_default().into())
+    }
+}
+
+/// `GET /openapi.json`: the OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "This OpenAPI document",
+    description = "Derived from the router that serves these routes. Public.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
+    )
+)]
+pub(crate) async fn document(Extension(doc): Extension<OpenApiJson>) -> Response {
+    typed("application/json", None, doc.0)
+}
