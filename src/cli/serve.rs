@@ -74,6 +74,7 @@ pub(crate) struct ServeArgs {
     log_format: String,
 }
 
+/// Sets up the server's log on standard error, as text or JSON.
 fn init_logging(format: &str) -> Result<(), CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -113,6 +114,8 @@ fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
     })
 }
 
+/// Generates an admin token into `<data>/admin.token` and its hash into `auth_path`, both
+/// mode 0600.
 fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
     let token = generate_token().map_err(|source| CliError::Generate {
         what: "an admin token",
@@ -144,6 +147,12 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Runs `veritrail serve` until Ctrl-C or SIGTERM, then drains and publishes a final
+/// checkpoint.
+///
+/// # Errors
+/// [`CliError::Usage`] for a refused flag, [`CliError::Listen`], the errors of opening the
+/// data directory and the token file, [`CliError::ServerStart`], [`CliError::Serve`].
 pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging(&args.log_format)?;
     let config = ServerConfig {

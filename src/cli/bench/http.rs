@@ -161,6 +161,7 @@ impl Http {
     }
 }
 
+/// The error key of a transport failure, by kind.
 fn transport_error(e: &reqwest::Error) -> String {
     let kind = if e.is_connect() {
         "connect"

@@ -10,11 +10,15 @@ use crate::cli::bench::plan::{MAX_RETRIES, MAX_RETRY_AFTER_S, Plan, Tally};
 
 /// The in-process target: the server's state, without its router.
 pub(super) struct InProcess {
+    /// The started server's state (sequencer, published-checkpoint watch).
     pub(super) state: AppState,
+    /// `--wait published`: wait until a checkpoint covers each request's entries.
     pub(super) wait_published: bool,
 }
 
 impl InProcess {
+    /// Submits one request's entries to the sequencer, retrying while it is overloaded,
+    /// waits for publication with `--wait published`, and records the outcome.
     pub(super) async fn request(&self, entries: Vec<Bytes>, plan: &Plan, tally: &mut Tally) {
         let count = entries.len() as u64;
         let started = Instant::now();

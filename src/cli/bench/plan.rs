@@ -24,9 +24,13 @@ pub(super) struct Plan {
     pub(super) claimed: AtomicU64,
     /// Entries appended so far, for the progress bar.
     pub(super) appended: AtomicU64,
+    /// Entries to append in total (`--entries`).
     pub(super) entries: u64,
+    /// Entries per request (`--batch`).
     pub(super) batch: u64,
+    /// Bytes per entry (`--size`).
     pub(super) size: usize,
+    /// When to stop sending new requests (`--duration`), if ever.
     pub(super) deadline: Option<Instant>,
 }
 
@@ -45,17 +49,25 @@ impl Plan {
 pub(super) struct Tally {
     /// Latency of each successful request, µs.
     pub(super) latency: Histogram<u64>,
+    /// Entries appended.
     pub(super) appended: u64,
+    /// Requests that succeeded.
     pub(super) requests: u64,
     /// Answers other than success, by status (retried 503s included), and transport errors.
     pub(super) errors: BTreeMap<String, u64>,
     /// Requests that failed for good.
     pub(super) failed_requests: u64,
+    /// Entries in the requests that failed for good.
     pub(super) failed_entries: u64,
+    /// Requests sent again after a `503`.
     pub(super) retries: u64,
 }
 
 impl Tally {
+    /// An empty tally.
+    ///
+    /// # Errors
+    /// [`CliError::LoadGenerator`] if the histogram cannot be created.
     pub(super) fn new() -> Result<Self, CliError> {
         Ok(Tally {
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map_err(|e| {
@@ -73,6 +85,7 @@ impl Tally {
         })
     }
 
+    /// Records a successful request of `entries` entries sent at `started`.
     pub(super) fn success(&mut self, started: Instant, entries: u64) {
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.latency.saturating_record(micros.max(1));
@@ -80,16 +93,22 @@ impl Tally {
         self.requests += 1;
     }
 
+    /// Counts an answer that was not a success (the request may be retried).
     pub(super) fn error(&mut self, key: String) {
         *self.errors.entry(key).or_insert(0) += 1;
     }
 
+    /// Counts a request that failed for good.
     pub(super) fn failure(&mut self, key: String, entries: u64) {
         self.error(key);
         self.failed_requests += 1;
         self.failed_entries += entries;
     }
 
+    /// Adds another task's tally to this one.
+    ///
+    /// # Errors
+    /// [`CliError::LoadGenerator`] if the histograms cannot be merged.
     pub(super) fn merge(&mut self, other: Tally) -> Result<(), CliError> {
         self.latency
             .add(&other.latency)
@@ -116,6 +135,7 @@ pub(super) struct Entries {
 }
 
 impl Entries {
+    /// Entries of `size` bytes for task number `task`.
     pub(super) fn new(size: usize, task: u32) -> Self {
         // xorshift64*, seeded per task: cheap, and no two tasks share a body.
         let mut state =

@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::bench::plan::Tally;
 
+/// A progress bar on standard error (hidden off a terminal) for `total` entries.
 pub(super) fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(5));
     if let Ok(style) = ProgressStyle::with_template(
@@ -19,17 +20,23 @@ pub(super) fn progress_bar(total: u64) -> ProgressBar {
 
 /// The result of a run, for printing.
 pub(super) struct Report {
+    /// The target and load, as printed first.
     pub(super) mode: String,
+    /// From the first request to the last answer.
     pub(super) elapsed: Duration,
+    /// Every task's tally, merged.
     pub(super) total: Tally,
+    /// Entries planned (`--entries`).
     pub(super) planned: u64,
 }
 
+/// Microseconds to milliseconds.
 fn millis(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
 impl Report {
+    /// Entries appended per second of the run.
     pub(super) fn appends_per_s(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
         if seconds > 0.0 {
@@ -39,6 +46,7 @@ impl Report {
         }
     }
 
+    /// Prints the report on standard output; the machine-readable line is always last.
     pub(super) fn print(&self) {
         let latency = &self.total.latency;
         let q = |quantile: f64| millis(latency.value_at_quantile(quantile));
