@@ -10,7 +10,7 @@
 //! | `serve`                      | [`serve`]             |
 //! | `log append`                 | [`log_append`]        |
 //! | `log verify`                 | [`log_verify`]        |
-//! | `bench append`               | [`bench`] (the load generator, its own module tree) |
+//! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
 //! | `get`                        | [`get`]               |
 //! | `prove`                      | [`prove`]             |
