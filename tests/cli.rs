@@ -164,11 +164,84 @@ fn log_verify_refuses_a_tampered_store() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // Leaf 0 in the level-0 tile file now says another entry was logged.
     std::fs::write(data.join("log").join("level-0"), leaf_hash(b"two").0).unwrap();
+    // The store does not match its own hashes: a verification failure, exit code 1 (2 would
+    // mean "could not check").
     let verify = veritrail(dir.path(), &["log", "verify"], None);
-    assert_eq!(verify.status.code(), Some(2));
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+    let stderr = text(&verify.stderr);
     assert!(
-        text(&verify.stderr).contains("root mismatch"),
+        stderr.contains("error: log verification failed: ") && stderr.contains("root mismatch"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("\nhint: the store does not match its own hashes"),
+        "{stderr}"
+    );
+    assert!(
+        !text(&verify.stdout).contains("ok"),
         "{}",
-        text(&verify.stderr)
+        text(&verify.stdout)
+    );
+}
+
+#[test]
+fn log_verify_that_cannot_open_the_store_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // A data directory holding a file where the store should be: nothing can be checked.
+    std::fs::create_dir(dir.path().join("veritrail-data")).unwrap();
+    std::fs::write(
+        dir.path().join("veritrail-data/ledger.redb"),
+        b"not a redb database",
+    )
+    .unwrap();
+    let verify = veritrail(dir.path(), &["log", "verify"], None);
+    let stderr = text(&verify.stderr);
+    assert_eq!(verify.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("\nhint: "), "{stderr}");
+}
+
+#[test]
+fn absurd_durations_are_usage_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &[
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--checkpoint-interval",
+            "999999999999999h",
+        ][..],
+        &[
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--checkpoint-republish",
+            "5000000000000h",
+        ],
+        &[
+            "serve",
+            "--no-auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--idempotency-window",
+            "18446744073709551615ms",
+        ],
+        &["monitor", "--once", "--interval", "999999999999999h"],
+        &["checkpoint", "--timeout", "99999999999999999999h"],
+        &["bench", "append", "--duration", "9000h"],
+    ] {
+        let out = veritrail(dir.path(), args, None);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("is too long"), "{args:?}: {stderr}");
+        assert!(stderr.contains("hint: "), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("veritrail-data").exists(),
+        "nothing was created"
     );
 }

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     Overloaded,
     /// 503 with `Retry-After`: the server is shutting down.
     ShuttingDown,
+    /// 503 with `Retry-After`: a lookup by leaf hash reached leaves the leaf index has not
+    /// caught up with yet (after a restart that rebuilds it); never a wrong `not_found`.
+    IndexCatchingUp,
     /// 408: the request took longer than the server allows.
     Timeout,
     /// 500: an internal fault.
@@ -65,7 +68,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -79,6 +82,7 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::Overloaded,
         ErrorCode::ShuttingDown,
+        ErrorCode::IndexCatchingUp,
         ErrorCode::Timeout,
         ErrorCode::Internal,
     ];
@@ -99,6 +103,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::IndexCatchingUp => "index_catching_up",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
         }
@@ -118,17 +123,20 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
             ErrorCode::Internal => 500,
-            ErrorCode::Overloaded | ErrorCode::ShuttingDown => 503,
+            ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::IndexCatchingUp => 503,
         }
     }
 
     /// Whether the same request may succeed later (`overloaded`, `shutting_down`,
-    /// `timeout`): the server appended nothing, or the client may retry with its
-    /// idempotency key.
+    /// `index_catching_up`, `timeout`): the server appended nothing, or the client may retry
+    /// with its idempotency key.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::Timeout
+            ErrorCode::Overloaded
+                | ErrorCode::ShuttingDown
+                | ErrorCode::IndexCatchingUp
+                | ErrorCode::Timeout
         )
     }
 }

@@ -85,6 +85,14 @@ pub enum ApiError {
     /// The server is shutting down and accepts no more appends.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A lookup by leaf hash reached leaves the index has not caught up with yet.
+    #[error("the leaf index covers {indexed} of {size} leaves; retry shortly")]
+    IndexCatchingUp {
+        /// Leaves indexed.
+        indexed: u64,
+        /// The tree size searched.
+        size: u64,
+    },
     /// The request took longer than the server allows.
     #[error("the request timed out")]
     Timeout,
@@ -255,6 +263,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             ApiError::Overloaded { .. } => ErrorCode::Overloaded,
             ApiError::ShuttingDown => ErrorCode::ShuttingDown,
+            ApiError::IndexCatchingUp { .. } => ErrorCode::IndexCatchingUp,
             ApiError::Timeout => ErrorCode::Timeout,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
@@ -289,6 +298,7 @@ impl From<veritrail_ledger::Error> for ApiError {
             E::LeafNotFound { leaf_hash, size } => {
                 ApiError::NotFound(NotFound::LeafHash { leaf_hash, size })
             }
+            E::IndexBehind { indexed, size } => ApiError::IndexCatchingUp { indexed, size },
             E::EntryTooLarge { position, size } => {
                 ApiError::InvalidEntry(InvalidEntry::TooLarge { position, size })
             }
@@ -328,7 +338,12 @@ impl IntoResponse for ApiError {
             message,
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if let ApiError::Overloaded { retry_after } = self
+        let retry_after = match self {
+            ApiError::Overloaded { retry_after } => Some(retry_after),
+            ApiError::IndexCatchingUp { .. } => Some(1),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after
             && let Ok(value) = HeaderValue::from_str(&retry_after.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);

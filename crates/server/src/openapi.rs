@@ -244,6 +244,10 @@ mod tests {
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::Overloaded { retry_after: 1 },
             ApiError::ShuttingDown,
+            ApiError::IndexCatchingUp {
+                indexed: 0,
+                size: 70_000,
+            },
             ApiError::Timeout,
             ApiError::Internal(Internal::CommitterStopped),
         ];
@@ -262,6 +266,7 @@ mod tests {
                 | ApiError::PayloadTooLarge { .. }
                 | ApiError::Overloaded { .. }
                 | ApiError::ShuttingDown
+                | ApiError::IndexCatchingUp { .. }
                 | ApiError::Timeout
                 | ApiError::Internal(_) => {}
             }

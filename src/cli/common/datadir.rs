@@ -17,7 +17,8 @@ use veritrail_ledger::Ledger;
 use veritrail_ledger::note::{KeyName, NoteSigner};
 use veritrail_ledger::store::{self, Backend};
 
-use crate::CliError;
+use crate::cli::common::error::CliError;
+use crate::cli::common::io::write_private_key;
 
 /// File name of the generated signing key inside the data directory.
 const KEY_FILE: &str = "log.key";
@@ -63,6 +64,11 @@ fn default_origin() -> String {
 
 impl DataArgs {
     /// Opens (creating on first use) the log described by these arguments.
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a wrong `--store`, [`CliError::OpenStore`] when the store
+    /// cannot be opened, [`CliError::StoreRefused`] when the ledger refuses it, and the key
+    /// errors of loading or generating the signing key.
     pub(crate) fn open(&self) -> Result<Ledger, CliError> {
         let backend = match (&self.store, existing_backend(&self.data)) {
             (Some(name), existing) => {
@@ -83,10 +89,9 @@ impl DataArgs {
             }
             (None, existing) => existing.unwrap_or(Backend::Redb),
         };
-        let store = store::open(backend, &self.data).map_err(|e| CliError::Ledger {
-            message: e.to_string(),
-            hint: "check that --data is writable and that no other veritrail process uses it"
-                .into(),
+        let store = store::open(backend, &self.data).map_err(|source| CliError::OpenStore {
+            data: self.data.clone(),
+            source,
         })?;
         let recorded = store
             .kv()
@@ -100,9 +105,9 @@ impl DataArgs {
             (None, None) => default_origin(),
         };
         let signer = self.signer(&origin)?;
-        Ledger::open(store, &origin, signer).map_err(|e| CliError::Ledger {
-            message: e.to_string(),
-            hint: "the store was refused; run `veritrail log verify` for details and restore from a backup if it is damaged".into(),
+        Ledger::open(store, &origin, signer).map_err(|source| CliError::StoreRefused {
+            data: self.data.clone(),
+            source,
         })
     }
 
@@ -110,13 +115,15 @@ impl DataArgs {
     fn signer(&self, origin: &str) -> Result<NoteSigner, CliError> {
         let path = self.key.clone().unwrap_or_else(|| self.data.join(KEY_FILE));
         if self.key.is_none() && !path.exists() {
-            let name = KeyName::new(origin).map_err(|e| CliError::KeyName {
+            let name = KeyName::new(origin).map_err(|source| CliError::KeyName {
                 name: origin.to_owned(),
-                reason: e.to_string(),
+                source,
             })?;
-            let signer =
-                NoteSigner::generate(name).map_err(|e| CliError::Generate(e.to_string()))?;
-            crate::write_private_key(&path, &signer.to_private_key_string())?;
+            let signer = NoteSigner::generate(name).map_err(|source| CliError::Generate {
+                what: "a signing key",
+                source: Box::new(source),
+            })?;
+            write_private_key(&path, &signer.to_private_key_string())?;
             eprintln!("generated a signing key in {} (mode 0600)", path.display());
             eprintln!("verifier key: {}", signer.verifier());
             return Ok(signer);
@@ -126,15 +133,16 @@ impl DataArgs {
 }
 
 /// Reads a `PRIVATE+KEY+...` file.
-pub(crate) fn read_signer(path: &Path) -> Result<NoteSigner, CliError> {
+///
+/// # Errors
+/// [`CliError::Read`], or [`CliError::SigningKey`] when the file holds no signing key.
+fn read_signer(path: &Path) -> Result<NoteSigner, CliError> {
     let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
-        path: path.display().to_string(),
+        path: path.to_owned(),
         source,
     })?;
-    text.trim()
-        .parse()
-        .map_err(|e: veritrail_ledger::note::NoteError| CliError::Usage {
-            message: format!("{} is not a signing key: {e}", path.display()),
-            hint: "pass a file written by `veritrail keygen` (PRIVATE+KEY+...)".into(),
-        })
+    text.trim().parse().map_err(|source| CliError::SigningKey {
+        path: path.to_owned(),
+        source,
+    })
 }

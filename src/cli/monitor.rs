@@ -15,7 +15,6 @@
 //! `progress entries=<n> target=<size>` every few seconds.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,11 +22,12 @@ use veritrail_client::{
     ClientError, DirSource, Monitor, MonitorOptions, MonitorReport, TileSource,
 };
 
-use crate::CliError;
-use crate::remote::{
-    KeyArgs, ServerArgs, StateArgs, client_error, runtime, sibling, stdout, with_causes,
-};
-use crate::serve::parse_duration;
+use crate::cli::common::args::{KeyArgs, ServerArgs, StateArgs};
+use crate::cli::common::duration::parse_duration;
+use crate::cli::common::error::{CliError, with_causes};
+use crate::cli::common::evidence::client_error;
+use crate::cli::common::io::{sibling, stdout};
+use crate::cli::common::runtime::{runtime, shutdown_signal};
 
 /// How often a progress line is written when standard error is not a terminal.
 const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(2);
@@ -66,7 +66,14 @@ pub(crate) struct MonitorArgs {
     parallel: u16,
 }
 
-pub(crate) fn run(args: &MonitorArgs) -> Result<ExitCode, CliError> {
+/// Audits the log once (`--once`) or until a shutdown signal.
+///
+/// # Errors
+/// [`CliError::Usage`] without `--log-key` or `--state`, or for a `--dir` without a
+/// checkpoint; [`CliError::Misbehaviour`] (exit code 1, split-view evidence written first)
+/// when the log fails the audit; [`CliError::Client`] when it cannot be checked (with
+/// `--once`; when following, transient errors are retried).
+pub(crate) fn run(args: &MonitorArgs) -> Result<(), CliError> {
     let pinned = args.key.required("monitor")?;
     let Some(state) = args.state.clone() else {
         return Err(CliError::Usage {
@@ -100,13 +107,13 @@ pub(crate) fn run(args: &MonitorArgs) -> Result<ExitCode, CliError> {
                 });
             }
             let monitor = Monitor::new(DirSource::new(dir), verifier, Some(state), options)
-                .map_err(|e| client_error(&e, None))?;
+                .map_err(|e| client_error(e, None))?;
             runtime.block_on(follow(monitor, args, &evidence))
         }
         None => {
             let client = args.server.client()?;
             let monitor = Monitor::new(client, verifier, Some(state), options)
-                .map_err(|e| client_error(&e, None))?;
+                .map_err(|e| client_error(e, None))?;
             runtime.block_on(follow(monitor, args, &evidence))
         }
     }
@@ -117,8 +124,8 @@ async fn follow<S: TileSource>(
     mut monitor: Monitor<S>,
     args: &MonitorArgs,
     evidence: &Path,
-) -> Result<ExitCode, CliError> {
-    let shutdown = crate::serve::shutdown_signal();
+) -> Result<(), CliError> {
+    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut first = true;
     let cache_dir = monitor.cache_dir().to_owned();
@@ -134,7 +141,7 @@ async fn follow<S: TileSource>(
                     "stopped; the next run resumes from the tile cache in {}",
                     cache_dir.display()
                 );
-                return Ok(ExitCode::SUCCESS);
+                return Ok(());
             }
         };
         bar.finish_and_clear();
@@ -151,17 +158,17 @@ async fn follow<S: TileSource>(
                     args.interval.as_secs_f64()
                 );
             }
-            Err(err) => return Err(client_error(&err, Some(evidence))),
+            Err(err) => return Err(client_error(err, Some(evidence))),
         }
         if args.once {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
         first = false;
         tokio::select! {
             () = tokio::time::sleep(args.interval) => {}
             () = &mut shutdown => {
                 eprintln!("stopped");
-                return Ok(ExitCode::SUCCESS);
+                return Ok(());
             }
         }
     }

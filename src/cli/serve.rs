@@ -9,8 +9,11 @@ use veritrail_server::auth::{Auth, Role, TokenFile, generate_token, token_entry}
 use veritrail_server::config::{BatchConfig, LimitsConfig, PublishConfig};
 use veritrail_server::{Server, ServerConfig};
 
-use crate::CliError;
-use crate::datadir::DataArgs;
+use crate::cli::common::datadir::DataArgs;
+use crate::cli::common::duration::parse_duration;
+use crate::cli::common::error::CliError;
+use crate::cli::common::io::write_private_key;
+use crate::cli::common::runtime::{runtime, shutdown_signal};
 
 /// Token file generated in the data directory on first start.
 const AUTH_FILE: &str = "auth.toml";
@@ -71,27 +74,7 @@ pub(crate) struct ServeArgs {
     log_format: String,
 }
 
-/// Parses `250ms`, `10s`, `5m` or `24h`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 100ms"))?;
-    let millis = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
-    };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
+/// Sets up the server's log on standard error, as text or JSON.
 fn init_logging(format: &str) -> Result<(), CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -108,10 +91,7 @@ fn init_logging(format: &str) -> Result<(), CliError> {
             });
         }
     }
-    .map_err(|e| CliError::Usage {
-        message: format!("cannot start logging: {e}"),
-        hint: "report this".into(),
-    })
+    .map_err(|source| CliError::Logging { source })
 }
 
 /// Loads the token policy, creating `<data>/auth.toml` and an admin token on first start.
@@ -128,20 +108,28 @@ fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
     if args.auth.is_none() && !path.exists() {
         create_admin_token(&args.data.data, &path)?;
     }
-    Auth::load(&path, args.public_read).map_err(|e| CliError::Usage {
-        message: e.to_string(),
-        hint: "fix the token file (see docs/operations.md) or pass another --auth".into(),
+    Auth::load(&path, args.public_read).map_err(|source| CliError::Auth {
+        path: path.clone(),
+        source,
     })
 }
 
+/// Generates an admin token into `<data>/admin.token` and its hash into `auth_path`, both
+/// mode 0600.
 fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
-    let token = generate_token().map_err(|e| CliError::Generate(e.to_string()))?;
+    let token = generate_token().map_err(|source| CliError::Generate {
+        what: "an admin token",
+        source: Box::new(source),
+    })?;
     let file = TokenFile {
         token: vec![token_entry("admin", &token, vec![Role::Admin])],
     };
     let text = format!(
         "# Veritrail API tokens: only SHA-256 hashes of the tokens are stored here.\n{}",
-        toml::to_string(&file).map_err(|e| CliError::Generate(e.to_string()))?
+        toml::to_string(&file).map_err(|source| CliError::Generate {
+            what: "the token file",
+            source: Box::new(source),
+        })?
     );
     let token_path = data.join(ADMIN_TOKEN_FILE);
     if token_path.exists() {
@@ -150,8 +138,8 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
             hint: "restore the token file, or move the old admin.token away so a new admin token is generated".into(),
         });
     }
-    crate::write_private_key(&token_path, &token)?;
-    crate::write_private_key(auth_path, text.trim_end())?;
+    write_private_key(&token_path, &token)?;
+    write_private_key(auth_path, text.trim_end())?;
     eprintln!(
         "generated an admin token in {} (mode 0600)",
         token_path.display()
@@ -159,7 +147,13 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
+/// Runs `veritrail serve` until Ctrl-C or SIGTERM, then drains and publishes a final
+/// checkpoint.
+///
+/// # Errors
+/// [`CliError::Usage`] for a refused flag, [`CliError::Listen`], the errors of opening the
+/// data directory and the token file, [`CliError::ServerStart`], [`CliError::Serve`].
+pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging(&args.log_format)?;
     let config = ServerConfig {
         batch: BatchConfig {
@@ -182,7 +176,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         public_read: args.public_read,
         no_auth: args.no_auth,
     };
-    let runtime = crate::remote::runtime()?;
+    let runtime = runtime()?;
     if args.no_auth && !args.listen.ip().is_loopback() {
         return Err(CliError::Usage {
             message: format!(
@@ -195,13 +189,16 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
-            .map_err(|e| CliError::Usage {
-                message: format!("cannot listen on {}: {e}", args.listen),
-                hint: "pick another --listen address or stop whatever uses that port".into(),
+            .map_err(|source| CliError::Listen {
+                addr: args.listen,
+                source,
             })?;
         let local = listener
             .local_addr()
-            .map_err(|e| CliError::Generate(e.to_string()))?;
+            .map_err(|source| CliError::Listen {
+                addr: args.listen,
+                source,
+            })?;
         // Only once the address is ours: create or open the store, key and tokens.
         let ledger = Arc::new(args.data.open()?);
         let auth = load_auth(&args)?;
@@ -217,7 +214,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         }
         let tree = ledger.tree_head();
         let server =
-            Server::start(ledger, config, auth).map_err(|e| CliError::Generate(e.to_string()))?;
+            Server::start(ledger, config, auth).map_err(|source| CliError::ServerStart { source })?;
         println!("veritrail listening on http://{local}");
         println!("origin: {origin}");
         println!("verifier key: {verifier}");
@@ -226,53 +223,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), CliError> {
         server
             .serve(listener, shutdown_signal())
             .await
-            .map_err(|e| CliError::Usage {
-                message: format!("server failed: {e}"),
-                hint: "see the log above".into(),
-            })?;
+            .map_err(|source| CliError::Serve { source })?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
 }
 
 /// File name of the public verifier key written into the data directory at start.
-pub(crate) const VERIFIER_KEY_FILE: &str = "log.vkey";
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight appends");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("10").is_err());
-        assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
-    }
-}
+const VERIFIER_KEY_FILE: &str = "log.vkey";

@@ -1,0 +1,221 @@
+//! The work shared by the load generator's tasks ([`Plan`]), what each task measured
+//! ([`Tally`]) and the entries it sends ([`Entries`]).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use veritrail_ledger::bundle::append_entry;
+
+use crate::cli::common::error::CliError;
+
+/// Most retries of one request answered `503`; then it counts as failed.
+pub(super) const MAX_RETRIES: u32 = 20;
+/// Longest wait honoured from a `Retry-After` header, in seconds.
+pub(super) const MAX_RETRY_AFTER_S: u64 = 10;
+/// Highest latency the histogram tracks exactly (1 hour in µs); longer ones saturate.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// Work shared by every task.
+pub(super) struct Plan {
+    /// Entries claimed so far (the next request takes the entries from here on).
+    pub(super) claimed: AtomicU64,
+    /// Entries appended so far, for the progress bar.
+    pub(super) appended: AtomicU64,
+    /// Entries to append in total (`--entries`).
+    pub(super) entries: u64,
+    /// Entries per request (`--batch`).
+    pub(super) batch: u64,
+    /// Bytes per entry (`--size`).
+    pub(super) size: usize,
+    /// When to stop sending new requests (`--duration`), if ever.
+    pub(super) deadline: Option<Instant>,
+}
+
+impl Plan {
+    /// Claims the next request: its first entry number and its entry count.
+    pub(super) fn claim(&self) -> Option<(u64, u64)> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        let first = self.claimed.fetch_add(self.batch, Ordering::Relaxed);
+        (first < self.entries).then(|| (first, self.batch.min(self.entries - first)))
+    }
+}
+
+/// One task's results, merged at the end.
+pub(super) struct Tally {
+    /// Latency of each successful request, µs.
+    pub(super) latency: Histogram<u64>,
+    /// Entries appended.
+    pub(super) appended: u64,
+    /// Requests that succeeded.
+    pub(super) requests: u64,
+    /// Answers other than success, by status (retried 503s included), and transport errors.
+    pub(super) errors: BTreeMap<String, u64>,
+    /// Requests that failed for good.
+    pub(super) failed_requests: u64,
+    /// Entries in the requests that failed for good.
+    pub(super) failed_entries: u64,
+    /// Requests sent again after a `503`.
+    pub(super) retries: u64,
+}
+
+impl Tally {
+    /// An empty tally.
+    ///
+    /// # Errors
+    /// [`CliError::LoadGenerator`] if the histogram cannot be created.
+    pub(super) fn new() -> Result<Self, CliError> {
+        Ok(Tally {
+            latency: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).map_err(|e| {
+                CliError::LoadGenerator {
+                    what: "cannot create a histogram",
+                    source: Box::new(e),
+                }
+            })?,
+            appended: 0,
+            requests: 0,
+            errors: BTreeMap::new(),
+            failed_requests: 0,
+            failed_entries: 0,
+            retries: 0,
+        })
+    }
+
+    /// Records a successful request of `entries` entries sent at `started`.
+    pub(super) fn success(&mut self, started: Instant, entries: u64) {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.latency.saturating_record(micros.max(1));
+        self.appended += entries;
+        self.requests += 1;
+    }
+
+    /// Counts an answer that was not a success (the request may be retried).
+    pub(super) fn error(&mut self, key: String) {
+        *self.errors.entry(key).or_insert(0) += 1;
+    }
+
+    /// Counts a request that failed for good.
+    pub(super) fn failure(&mut self, key: String, entries: u64) {
+        self.error(key);
+        self.failed_requests += 1;
+        self.failed_entries += entries;
+    }
+
+    /// Adds another task's tally to this one.
+    ///
+    /// # Errors
+    /// [`CliError::LoadGenerator`] if the histograms cannot be merged.
+    pub(super) fn merge(&mut self, other: Tally) -> Result<(), CliError> {
+        self.latency
+            .add(&other.latency)
+            .map_err(|e| CliError::LoadGenerator {
+                what: "cannot merge histograms",
+                source: Box::new(e),
+            })?;
+        self.appended += other.appended;
+        self.requests += other.requests;
+        for (key, count) in other.errors {
+            *self.errors.entry(key).or_insert(0) += count;
+        }
+        self.failed_requests += other.failed_requests;
+        self.failed_entries += other.failed_entries;
+        self.retries += other.retries;
+        Ok(())
+    }
+}
+
+/// Generates distinct, incompressible entries: a per-task pseudo-random body whose first
+/// bytes are the entry number.
+pub(super) struct Entries {
+    pub(super) template: Vec<u8>,
+}
+
+impl Entries {
+    /// Entries of `size` bytes for task number `task`.
+    pub(super) fn new(size: usize, task: u32) -> Self {
+        // xorshift64*, seeded per task: cheap, and no two tasks share a body.
+        let mut state =
+            0x9E37_79B9_7F4A_7C15_u64 ^ (u64::from(task) + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        let template = (0..size)
+            .map(|_| {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_be_bytes()[0]
+            })
+            .collect();
+        Entries { template }
+    }
+
+    /// Entry number `n`.
+    pub(super) fn entry(&mut self, n: u64) -> &[u8] {
+        for (byte, digit) in self.template.iter_mut().zip(n.to_be_bytes()) {
+            *byte = digit;
+        }
+        &self.template
+    }
+
+    /// One request's body: a raw entry, or a batch of `count` entries.
+    pub(super) fn body(&mut self, first: u64, count: u64) -> Bytes {
+        if count == 1 {
+            return Bytes::copy_from_slice(self.entry(first));
+        }
+        let mut body = Vec::with_capacity((self.template.len() + 2) * count as usize);
+        for n in first..first + count {
+            // The size is capped at 65535 by the argument parser: this cannot fail.
+            let _ = append_entry(&mut body, self.entry(n));
+        }
+        Bytes::from(body)
+    }
+
+    /// One request's entries, for the in-process sequencer.
+    pub(super) fn list(&mut self, first: u64, count: u64) -> Vec<Bytes> {
+        (first..first + count)
+            .map(|n| Bytes::copy_from_slice(self.entry(n)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_distinct_and_batches_are_bundles() {
+        let mut entries = Entries::new(16, 0);
+        let a = entries.entry(1).to_vec();
+        let b = entries.entry(2).to_vec();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        assert_ne!(Entries::new(16, 1).entry(1), &a[..], "tasks differ");
+        let body = entries.body(7, 3);
+        let decoded = veritrail_ledger::bundle::decode_bundle(&body, 3).expect("a bundle");
+        assert_eq!(decoded.len(), 3);
+        assert_eq!(entries.body(7, 1).len(), 16);
+    }
+
+    #[test]
+    fn the_plan_hands_out_every_entry_once() {
+        let plan = Plan {
+            claimed: AtomicU64::new(0),
+            appended: AtomicU64::new(0),
+            entries: 10,
+            batch: 4,
+            size: 1,
+            deadline: None,
+        };
+        assert_eq!(plan.claim(), Some((0, 4)));
+        assert_eq!(plan.claim(), Some((4, 4)));
+        assert_eq!(plan.claim(), Some((8, 2)));
+        assert_eq!(plan.claim(), None);
+        let late = Plan {
+            deadline: Some(Instant::now()),
+            ..plan
+        };
+        assert_eq!(late.claim(), None);
+    }
+}
