@@ -110,7 +110,7 @@ fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
     }
     Auth::load(&path, args.public_read).map_err(|source| CliError::Auth {
         path: path.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -165,7 +165,7 @@ pub(crate) enum CliError {
         path: PathBuf,
         /// Why it does not load.
         #[source]
-        source: veritrail_server::auth::AuthFileError,
+        source: Box<veritrail_server::auth::AuthFileError>,
     },
     /// The server cannot listen on its address.
     #[error("cannot listen on {addr}")]
