@@ -22,6 +22,7 @@
 //! appends_per_s=<entries per second> p50_ms=<x> p95_ms=<y> p99_ms=<z>
 //! ```
 
+mod fsync;
 mod http;
 mod in_process;
 mod plan;
@@ -56,6 +57,9 @@ pub(crate) enum BenchCommand {
     /// append is answered. Prints throughput and latency percentiles, then one
     /// machine-readable line: `appends_per_s=<n> p50_ms=<x> p95_ms=<y> p99_ms=<z>`.
     Append(Box<AppendArgs>),
+    /// Measure the disk's raw durable-write rate: append a small block and fdatasync, in a
+    /// loop. The baseline for group commit; last line `fsyncs_per_s=<n>`.
+    Fsync(fsync::FsyncArgs),
 }
 
 /// What an append waits for before it is answered.
@@ -121,6 +125,7 @@ pub(crate) struct AppendArgs {
 pub(crate) fn run(command: BenchCommand) -> Result<(), CliError> {
     match command {
         BenchCommand::Append(args) => append(&args),
+        BenchCommand::Fsync(args) => fsync::run(&args),
     }
 }
 

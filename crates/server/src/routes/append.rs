@@ -126,27 +126,32 @@ pub(crate) async fn append(
             return Err(err);
         }
     };
-    // Record the outcome for the idempotency key in a task of its own: if this request is
-    // dropped (client gone, timeout) after its entries were queued, they may still be
-    // committed, and a retry must get those indices rather than append again.
-    let recorder = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let committed = receiver
-                .await
-                .map_err(|_| ApiError::from(Internal::CommitterStopped))
-                .and_then(|r| r);
-            if let Some(ticket) = ticket {
+    let committed = match ticket {
+        // Without a key nothing outlives the request: wait for the commit right here.
+        None => receiver
+            .await
+            .map_err(|_| ApiError::from(Internal::CommitterStopped))??,
+        // Record the outcome for the key in a task of its own: if this request is dropped
+        // (client gone, timeout) after its entries were queued, they may still be committed,
+        // and a retry must get those indices rather than append again.
+        Some(ticket) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let committed = receiver
+                    .await
+                    .map_err(|_| ApiError::from(Internal::CommitterStopped))
+                    .and_then(|r| r);
                 let indices = committed.as_ref().ok().map(|c| c.indices.clone());
                 ticket.finish(&state.idempotency, indices);
-            }
-            committed
-        })
+                committed
+            })
+            .await
+            .map_err(|source| Internal::Task {
+                what: "append",
+                source,
+            })??
+        }
     };
-    let committed = recorder.await.map_err(|source| Internal::Task {
-        what: "append",
-        source,
-    })??;
     respond(&state, committed.indices, &entries, batch, wait_published).await
 }
 
