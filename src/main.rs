@@ -29,6 +29,12 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small
+/// buffers across threads (hyper, axum, the committer), where glibc's malloc spent ~10% of
+/// the server's CPU (`docs/performance.md`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;

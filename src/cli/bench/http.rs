@@ -1,8 +1,17 @@
 //! The HTTP target: `POST /v1/entries` over HTTP/1.1 keep-alive.
+//!
+//! Each client task owns one connection, driven by hyper's low-level HTTP/1 client (no pool,
+//! no per-request routing): the generator shares the machine with the server it measures, so
+//! every microsecond it spends is one the server does not get. `reqwest` is used only for the
+//! pre-flight health check.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use veritrail_server::routes::BATCH_CONTENT_TYPE;
 
 use crate::cli::bench::plan::{MAX_RETRIES, MAX_RETRY_AFTER_S, Plan, Tally};
@@ -15,9 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a `Retry-After` header (in seconds) is honoured.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Duration {
+fn retry_after(headers: &hyper::HeaderMap) -> Duration {
     let seconds = headers
-        .get(reqwest::header::RETRY_AFTER)
+        .get(hyper::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1);
@@ -29,6 +38,12 @@ pub(super) struct Http {
     client: reqwest::Client,
     /// `<url>/v1/entries[?wait=published]`
     pub(super) endpoint: reqwest::Url,
+    /// Where the server listens.
+    addr: SocketAddr,
+    /// The `Host` header.
+    host: String,
+    /// The endpoint's path and query.
+    target: String,
     /// Bearer token, if any.
     token: Option<String>,
     /// Of a raw entry, or of an entry batch.
@@ -72,6 +87,23 @@ impl Http {
         let path = format!("{}/v1/entries", base.path().trim_end_matches('/'));
         endpoint.set_path(&path);
         endpoint.set_query(args.wait_published.then_some("wait=published"));
+        let addr = base
+            .socket_addrs(|| Some(80))
+            .ok()
+            .and_then(|addrs| addrs.into_iter().next())
+            .ok_or_else(|| CliError::Usage {
+                message: format!("--url {} does not resolve to an address", args.url),
+                hint: "pass the address `veritrail serve` prints, e.g. --url http://127.0.0.1:7800"
+                    .into(),
+            })?;
+        let host = match base.port() {
+            Some(port) => format!("{}:{port}", base.host_str().unwrap_or_default()),
+            None => base.host_str().unwrap_or_default().to_owned(),
+        };
+        let target = match endpoint.query() {
+            Some(query) => format!("{}?{query}", endpoint.path()),
+            None => endpoint.path().to_owned(),
+        };
         let pool = usize::try_from(args.concurrency).unwrap_or(usize::MAX);
         let client = reqwest::Client::builder()
             .http1_only()
@@ -86,7 +118,10 @@ impl Http {
         Ok(Http {
             client,
             endpoint,
-            token: args.token,
+            addr,
+            host,
+            target,
+            token: args.token.map(|t| format!("Bearer {t}")),
             content_type: if args.batch > 1 {
                 BATCH_CONTENT_TYPE
             } else {
@@ -119,35 +154,77 @@ impl Http {
         }
     }
 
-    /// Sends one request, retrying 503s, and records the outcome.
-    pub(super) async fn request(&self, body: Bytes, entries: u64, plan: &Plan, tally: &mut Tally) {
+    /// Opens a keep-alive connection; its driver runs as a task of its own.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, &'static str> {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .map_err(|_| "connect")?;
+        stream.set_nodelay(true).map_err(|_| "connect")?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| "connect")?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// Sends one request on `conn` (connecting first if it has none) and reads the whole
+    /// answer: its status and `Retry-After`.
+    async fn send(
+        &self,
+        conn: &mut Option<SendRequest<Full<Bytes>>>,
+        body: Bytes,
+    ) -> Result<(hyper::StatusCode, Duration), &'static str> {
+        let sender = match conn {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => conn.insert(self.connect().await?),
+        };
+        sender.ready().await.map_err(|_| "request")?;
+        let mut request = hyper::Request::post(self.target.as_str())
+            .header(hyper::header::HOST, self.host.as_str())
+            .header(hyper::header::CONTENT_TYPE, self.content_type);
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, token.as_str());
+        }
+        let request = request.body(Full::new(body)).map_err(|_| "request")?;
+        let response = sender.send_request(request).await.map_err(|_| "request")?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        // Read the whole answer so that the connection can carry the next request.
+        response.into_body().collect().await.map_err(|_| "body")?;
+        Ok((status, wait))
+    }
+
+    /// Sends one request on the task's connection `conn`, retrying 503s, and records the
+    /// outcome.
+    pub(super) async fn request(
+        &self,
+        conn: &mut Option<SendRequest<Full<Bytes>>>,
+        body: Bytes,
+        entries: u64,
+        plan: &Plan,
+        tally: &mut Tally,
+    ) {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let mut request = self
-                .client
-                .post(self.endpoint.clone())
-                .header(reqwest::header::CONTENT_TYPE, self.content_type)
-                .body(body.clone());
-            if let Some(token) = &self.token {
-                request = request.bearer_auth(token);
-            }
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(e) => return tally.failure(transport_error(&e), entries),
+            let sent = tokio::time::timeout(REQUEST_TIMEOUT, self.send(conn, body.clone())).await;
+            let (status, wait) = match sent {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(kind)) => {
+                    *conn = None;
+                    return tally.failure(format!("transport error ({kind})"), entries);
+                }
+                Err(_) => {
+                    *conn = None;
+                    return tally.failure("transport error (timeout)".into(), entries);
+                }
             };
-            let status = response.status();
-            let headers = response.headers().clone();
-            // Read the whole answer so that the connection goes back to the pool.
-            if let Err(e) = response.bytes().await {
-                return tally.failure(transport_error(&e), entries);
-            }
             if status.is_success() {
                 return tally.success(started, entries);
             }
             let key = status.to_string();
             let deadline_passed = plan.deadline.is_some_and(|d| Instant::now() >= d);
-            if status != reqwest::StatusCode::SERVICE_UNAVAILABLE
+            if status != hyper::StatusCode::SERVICE_UNAVAILABLE
                 || attempt >= MAX_RETRIES
                 || deadline_passed
             {
@@ -156,23 +233,9 @@ impl Http {
             tally.error(key);
             tally.retries += 1;
             attempt += 1;
-            tokio::time::sleep(retry_after(&headers)).await;
+            tokio::time::sleep(wait).await;
         }
     }
-}
-
-/// The error key of a transport failure, by kind.
-fn transport_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() {
-        "connect"
-    } else if e.is_timeout() {
-        "timeout"
-    } else if e.is_body() || e.is_decode() {
-        "body"
-    } else {
-        "request"
-    };
-    format!("transport error ({kind})")
 }
 
 #[cfg(test)]
@@ -181,11 +244,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_capped() {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = hyper::HeaderMap::new();
         assert_eq!(retry_after(&headers), Duration::from_secs(1));
-        headers.insert(reqwest::header::RETRY_AFTER, "3".parse().expect("value"));
+        headers.insert(hyper::header::RETRY_AFTER, "3".parse().expect("value"));
         assert_eq!(retry_after(&headers), Duration::from_secs(3));
-        headers.insert(reqwest::header::RETRY_AFTER, "3600".parse().expect("value"));
+        headers.insert(hyper::header::RETRY_AFTER, "3600".parse().expect("value"));
         assert_eq!(
             retry_after(&headers),
             Duration::from_secs(MAX_RETRY_AFTER_S)

@@ -142,12 +142,14 @@ enum Target {
 async fn worker(target: Arc<Target>, plan: Arc<Plan>, task: u32) -> Result<Tally, CliError> {
     let mut tally = Tally::new()?;
     let mut entries = Entries::new(plan.size, task);
+    let mut conn = None;
     while let Some((first, count)) = plan.claim() {
         let before = tally.appended;
         match &*target {
             Target::Http(http) => {
                 let body = entries.body(first, count);
-                http.request(body, count, &plan, &mut tally).await;
+                http.request(&mut conn, body, count, &plan, &mut tally)
+                    .await;
             }
             Target::InProcess(local) => {
                 let list = entries.list(first, count);
