@@ -208,7 +208,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         // the signing key, so it is rewritten on every start; a failure only costs the
         // convenience.
         let vkey_path = args.data.data.join(VERIFIER_KEY_FILE);
-        match std::fs::write(&vkey_path, format!("{verifier}\n")) {
+        match write_owner_only(&vkey_path, format!("{verifier}\n").as_bytes()) {
             Ok(()) => eprintln!("wrote the verifier key to {}", vkey_path.display()),
             Err(e) => tracing::warn!(path = %vkey_path.display(), error = %e, "cannot write the verifier key file"),
         }
@@ -231,3 +231,18 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
 
 /// File name of the public verifier key written into the data directory at start.
 const VERIFIER_KEY_FILE: &str = "log.vkey";
+
+/// Writes (replacing) a file in the data directory, owner-only like every file there.
+fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file left by an older version may have been created world-readable.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+}
