@@ -18,9 +18,16 @@
 //! Frame layout (all integers big-endian):
 //!
 //! ```text
-//! body length (u32) ‖ index of its first entry (u64) ‖ CRC-32 of the previous 12 bytes and the body (u32)
+//! flags ‖ body length (u32: bit 31 set on the last frame of a commit)
+//! CRC-32 of every other header byte and the body (u32)
+//! index of the frame's first entry (u64)
+//! offset of the first frame of its commit (u64)
 //! body: (entry length (u16) ‖ entry bytes)*   — the C2SP entry-bundle encoding
 //! ```
+//!
+//! The commit marks make a batch atomic across a crash (a commit whose last frame is missing
+//! or damaged is cut off whole) and tell a write torn by a crash — only the final commit can
+//! be — from damage to acknowledged data (a valid frame of a *later* commit follows it).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read as _};
@@ -36,7 +43,9 @@ use crate::tile::hash_tile_width;
 use crate::tree::{CompactRange, HashTileReader, TreeError};
 
 /// Bytes in a frame header.
-pub(crate) const FRAME_HEADER: usize = 16;
+pub(crate) const FRAME_HEADER: usize = 24;
+/// Bit of the length word that marks the last frame of a commit.
+const COMMIT_END: u32 = 1 << 31;
 /// Largest frame body: one full bundle of maximal entries.
 const MAX_FRAME_BODY: usize = BUNDLE_ENTRIES * (2 + MAX_ENTRY_SIZE);
 /// Level files: tile levels 0..=7 cover every tree size below 2^64.
@@ -140,45 +149,62 @@ fn read_u64_at(file: &File, offset: u64, what: &'static str) -> Result<u64, Erro
     Ok(u64::from_be_bytes(buf))
 }
 
-/// The CRC of a frame: over its first 12 header bytes and its body.
-fn frame_crc(head: &[u8], body: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(head);
-    hasher.update(body);
-    hasher.finalize()
-}
-
 /// A frame header, decoded.
 #[derive(Clone, Copy, Debug)]
 struct FrameHeader {
+    /// Body length in bytes.
     len: usize,
+    /// Whether this is the last frame of its commit.
+    last: bool,
+    /// Index of the frame's first entry.
     first: u64,
+    /// Offset of the first frame of its commit.
+    commit: u64,
     crc: u32,
 }
 
-fn decode_header(bytes: &[u8; FRAME_HEADER]) -> FrameHeader {
-    let [
-        l0,
-        l1,
-        l2,
-        l3,
-        i0,
-        i1,
-        i2,
-        i3,
-        i4,
-        i5,
-        i6,
-        i7,
-        c0,
-        c1,
-        c2,
-        c3,
-    ] = *bytes;
-    FrameHeader {
-        len: u32::from_be_bytes([l0, l1, l2, l3]) as usize,
-        first: u64::from_be_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
-        crc: u32::from_be_bytes([c0, c1, c2, c3]),
+impl FrameHeader {
+    fn word(&self) -> u32 {
+        // `len` is at most MAX_FRAME_BODY, far below bit 31.
+        (self.len as u32 & !COMMIT_END) | if self.last { COMMIT_END } else { 0 }
+    }
+
+    /// The CRC over every header field but itself, and the body.
+    fn crc_of(&self, body: &[u8]) -> u32 {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&self.word().to_be_bytes());
+        hasher.update(&self.first.to_be_bytes());
+        hasher.update(&self.commit.to_be_bytes());
+        hasher.update(body);
+        hasher.finalize()
+    }
+
+    fn encode(&self) -> [u8; FRAME_HEADER] {
+        let mut out = [0u8; FRAME_HEADER];
+        let (word, rest) = out.split_at_mut(4);
+        let (crc, rest) = rest.split_at_mut(4);
+        let (first, commit) = rest.split_at_mut(8);
+        word.copy_from_slice(&self.word().to_be_bytes());
+        crc.copy_from_slice(&self.crc.to_be_bytes());
+        first.copy_from_slice(&self.first.to_be_bytes());
+        commit.copy_from_slice(&self.commit.to_be_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8; FRAME_HEADER]) -> Self {
+        let (word, rest) = bytes.split_at(4);
+        let (crc, rest) = rest.split_at(4);
+        let (first, commit) = rest.split_at(8);
+        let u32_of = |b: &[u8]| b.try_into().map_or(0, u32::from_be_bytes);
+        let u64_of = |b: &[u8]| b.try_into().map_or(0, u64::from_be_bytes);
+        let word = u32_of(word);
+        FrameHeader {
+            len: (word & !COMMIT_END) as usize,
+            last: word & COMMIT_END != 0,
+            first: u64_of(first),
+            commit: u64_of(commit),
+            crc: u32_of(crc),
+        }
     }
 }
 
@@ -210,8 +236,8 @@ fn body_entries(body: &[u8]) -> impl Iterator<Item = Result<&[u8], ()>> {
 
 /// Checks a frame read from disk: CRC, body well-formed, expected first index, within one
 /// bundle. Returns its entry count.
-fn check_frame(header: &FrameHeader, raw_head: &[u8], body: &[u8], first: u64) -> Option<usize> {
-    if header.first != first || frame_crc(raw_head.get(..12)?, body) != header.crc {
+fn check_frame(header: &FrameHeader, body: &[u8], first: u64) -> Option<usize> {
+    if header.first != first || header.crc_of(body) != header.crc {
         return None;
     }
     let mut count = 0usize;
@@ -371,52 +397,72 @@ impl TileLog {
             }
         }
 
-        // Replay the frames past the watermark into the derived files.
+        // Replay the commits past the watermark into the derived files. A commit is derived
+        // only once its last frame is read: a batch is all or nothing across a crash.
         let mut reader = BufReader::with_capacity(1 << 20, &self.entries);
         std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start.offset))
             .map_err(io("read the entry log"))?;
         let mut end = start;
         let mut scratch = Scratch::default();
-        let mut body = Vec::new();
-        let torn_bytes;
+        // The frames read of the commit in progress: (body, entries), and where they end.
+        let mut pending: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut next = start;
         loop {
+            if next.offset == log_len {
+                break;
+            }
             let mut head = [0u8; FRAME_HEADER];
             match reader.read_exact(&mut head) {
                 Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                    torn_bytes = log_len - end.offset;
-                    break;
-                }
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(Error::io("read the entry log", e)),
             }
-            let header = decode_header(&head);
-            if header.len > MAX_FRAME_BODY || header.len as u64 > log_len - end.offset {
-                torn_bytes = log_len - end.offset;
+            let header = FrameHeader::decode(&head);
+            if header.len > MAX_FRAME_BODY
+                || header.len as u64 > log_len - next.offset - FRAME_HEADER as u64
+                || header.commit != end.offset
+            {
                 break;
             }
-            body.resize(header.len, 0);
-            if let Err(e) = reader.read_exact(&mut body) {
-                if e.kind() == ErrorKind::UnexpectedEof {
-                    torn_bytes = log_len - end.offset;
-                    break;
+            let mut body = vec![0u8; header.len];
+            match reader.read_exact(&mut body) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(Error::io("read the entry log", e)),
+            }
+            let Some(count) = check_frame(&header, &body, next.size) else {
+                break;
+            };
+            let at = next;
+            next = LogEnd {
+                size: next.size + count as u64,
+                offset: next.offset + (FRAME_HEADER + body.len()) as u64,
+            };
+            pending.push((body, at.offset));
+            if header.last {
+                for (body, offset) in pending.drain(..) {
+                    let entries: Vec<&[u8]> = body_entries(&body).filter_map(Result::ok).collect();
+                    let at = LogEnd {
+                        size: end.size,
+                        offset,
+                    };
+                    self.derive(&mut range, &mut scratch, at, &entries)?;
+                    end.size += entries.len() as u64;
                 }
-                return Err(Error::io("read the entry log", e));
+                end = next;
             }
-            let Some(count) = check_frame(&header, &head, &body, end.size) else {
-                torn_bytes = log_len - end.offset;
-                break;
-            };
-            let entries: Vec<&[u8]> = body_entries(&body).filter_map(Result::ok).collect();
-            debug_assert_eq!(entries.len(), count);
-            // Recompute what the commit derived, without re-writing the frame.
-            let frame_len = (FRAME_HEADER + body.len()) as u64;
-            self.derive(&mut range, &mut scratch, end, &entries)?;
-            end = LogEnd {
-                size: end.size + count as u64,
-                offset: end.offset + frame_len,
-            };
         }
+        let torn_bytes = log_len - end.offset;
         if torn_bytes > 0 {
+            // Only the final commit can be torn by a crash: every earlier one was synced
+            // before the next began. A valid frame of a later commit after the damage means
+            // acknowledged data is damaged, which is never cut off.
+            if let Some(at) = self.find_later_commit(end.offset, log_len, end.size)? {
+                return Err(Error::corrupted(format!(
+                    "the entry log is damaged after byte {} (entry {}), but a frame of a later commit follows at byte {at}: this is not a write torn by a crash; restore the store from a backup",
+                    end.offset, end.size
+                )));
+            }
             self.keep_torn_tail(end.offset, log_len)?;
         }
         let replayed = end.size - start.size;
@@ -429,6 +475,52 @@ impl TileLog {
             replayed,
             torn_bytes,
         })
+    }
+
+    /// The offset of a valid frame in `commit+1..to` that belongs to a commit started after
+    /// `commit` (the offset of the incomplete final commit), with its first entry at or after
+    /// `first` (within a bound), if any.
+    fn find_later_commit(&self, commit: u64, to: u64, first: u64) -> Result<Option<u64>, Error> {
+        const CHUNK: usize = 1 << 20;
+        /// A later frame's first index is at most this far past the damaged one.
+        const REACH: u64 = 1 << 24;
+        let mut chunk = vec![0u8; CHUNK + FRAME_HEADER];
+        let mut body = Vec::new();
+        let mut base = commit + 1;
+        while base + FRAME_HEADER as u64 <= to {
+            let want = usize::try_from((to - base).min(chunk.len() as u64)).unwrap_or(CHUNK);
+            let window = chunk.get_mut(..want).unwrap_or_default();
+            self.entries
+                .read_exact_at(window, base)
+                .map_err(io("scan the entry log"))?;
+            let mut pos = 0usize;
+            while pos < CHUNK
+                && let Some(head) = window
+                    .get(pos..pos + FRAME_HEADER)
+                    .and_then(|h| <&[u8; FRAME_HEADER]>::try_from(h).ok())
+            {
+                let header = FrameHeader::decode(head);
+                let at = base + pos as u64;
+                let plausible = header.commit > commit
+                    && header.commit <= at
+                    && header.first >= first
+                    && header.first - first <= REACH
+                    && header.len <= MAX_FRAME_BODY
+                    && (header.len as u64) <= to - at - FRAME_HEADER as u64;
+                if plausible {
+                    body.resize(header.len, 0);
+                    self.entries
+                        .read_exact_at(&mut body, at + FRAME_HEADER as u64)
+                        .map_err(io("scan the entry log"))?;
+                    if check_frame(&header, &body, header.first).is_some() {
+                        return Ok(Some(at));
+                    }
+                }
+                pos += 1;
+            }
+            base += CHUNK as u64;
+        }
+        Ok(None)
     }
 
     /// Copies the bytes of the entry log from `from` to `to` into a side file, then cuts them
@@ -536,20 +628,20 @@ impl TileLog {
                 range_append(&mut next, &mut scratch.nodes, leaf_hash(entry));
             }
             let body_len = scratch.frames.len() - frame_start - FRAME_HEADER;
-            let len = u32::try_from(body_len).map_err(|_| Error::corrupted("frame too large"))?;
             let (head, body) = scratch
                 .frames
                 .get_mut(frame_start..)
                 .and_then(|f| f.split_first_chunk_mut::<FRAME_HEADER>())
                 .ok_or_else(|| Error::corrupted("frame buffer"))?;
-            let mut first12 = [0u8; 12];
-            let (l, i) = first12.split_at_mut(4);
-            l.copy_from_slice(&len.to_be_bytes());
-            i.copy_from_slice(&size.to_be_bytes());
-            let crc = frame_crc(&first12, body);
-            let (h12, hcrc) = head.split_at_mut(12);
-            h12.copy_from_slice(&first12);
-            hcrc.copy_from_slice(&crc.to_be_bytes());
+            let mut header = FrameHeader {
+                len: body_len,
+                last: rest.is_empty(),
+                first: size,
+                commit: end.offset,
+                crc: 0,
+            };
+            header.crc = header.crc_of(body);
+            *head = header.encode();
             size += chunk.len() as u64;
         }
         let written = self
@@ -650,11 +742,11 @@ impl TileLog {
             let (head, after) = rest
                 .split_first_chunk::<FRAME_HEADER>()
                 .ok_or_else(|| corrupt("it ends inside a frame header"))?;
-            let header = decode_header(head);
+            let header = FrameHeader::decode(head);
             let (body, after) = after
                 .split_at_checked(header.len)
                 .ok_or_else(|| corrupt("it ends inside a frame"))?;
-            let count = check_frame(&header, head, body, first)
+            let count = check_frame(&header, body, first)
                 .ok_or_else(|| corrupt("a frame fails its check"))?;
             if taken + count <= width {
                 out.extend_from_slice(body);
