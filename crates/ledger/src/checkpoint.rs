@@ -295,25 +295,6 @@ mod tests {
     }
 
     #[test]
-    fn decimal_rules() {
-        assert_eq!(parse_decimal("0"), Ok(0));
-        assert_eq!(parse_decimal("6476701"), Ok(6476701));
-        assert_eq!(parse_decimal("18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(
-            parse_decimal("18446744073709551616"),
-            Err(DecimalError::Overflow)
-        );
-        assert_eq!(parse_decimal(""), Err(DecimalError::Empty));
-        assert_eq!(parse_decimal("00"), Err(DecimalError::LeadingZero));
-        assert_eq!(parse_decimal("01"), Err(DecimalError::LeadingZero));
-        assert_eq!(parse_decimal("+1"), Err(DecimalError::NotDigit));
-        assert_eq!(parse_decimal("-1"), Err(DecimalError::NotDigit));
-        assert_eq!(parse_decimal(" 1"), Err(DecimalError::NotDigit));
-        assert_eq!(parse_decimal("1_0"), Err(DecimalError::NotDigit));
-        assert_eq!(parse_decimal("١"), Err(DecimalError::NotDigit));
-    }
-
-    #[test]
     fn text_layout_and_round_trip() {
         let empty = Checkpoint::new(ORIGIN, TreeHead::empty()).unwrap();
         assert_eq!(empty.to_text(), format!("{ORIGIN}\n0\n{EMPTY_ROOT}\n"));

@@ -396,21 +396,12 @@ impl LeafIndex {
     }
 
     fn indexed(&self) -> u64 {
-        self.shared
-            .runs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .indexed
+        self.shared.snapshot().indexed
     }
 
     /// How far the index is.
     pub(crate) fn status(&self) -> IndexStatus {
-        let runs = self
-            .shared
-            .runs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let runs = self.shared.snapshot();
         IndexStatus {
             indexed: runs.indexed,
             runs: runs.runs.len(),
@@ -424,12 +415,7 @@ impl LeafIndex {
     /// [`Error::IndexBehind`] when more than [`TAIL_SCAN_LIMIT`] leaves below `size` are not
     /// indexed yet; storage errors.
     pub(crate) fn find(&self, log: &TileLog, hash: &Hash, size: u64) -> Result<Lookup, Error> {
-        let runs = self
-            .shared
-            .runs
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let runs = self.shared.snapshot();
         let p = prefix(hash.as_bytes());
         for run in runs.runs.iter().take_while(|r| r.start < size) {
             for index in run.candidates(p)? {
@@ -480,6 +466,14 @@ impl Drop for LeafIndex {
 }
 
 impl Shared {
+    /// The current runs (cheap: the runs are shared).
+    fn snapshot(&self) -> Runs {
+        self.runs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn run(&self, log: &TileLog) {
         loop {
             let target = {
