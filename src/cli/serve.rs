@@ -69,10 +69,51 @@ pub(crate) struct ServeArgs {
     /// How long an Idempotency-Key is remembered.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     idempotency_window: Duration,
+    /// Memory for remembered Idempotency-Keys (e.g. 64MiB, 512KiB, 1GiB, or bytes); the
+    /// oldest keys are forgotten first when it is full. 64 MiB holds 458,752 keys.
+    #[arg(long, default_value = "64MiB", value_parser = parse_budget)]
+    idempotency_budget: usize,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
 }
+
+/// Largest `--idempotency-budget`: 16 GiB (about 120 million keys) is far beyond any window's
+/// worth of keyed appends; a larger value is a typo.
+const MAX_BUDGET: u64 = 16 << 30;
+
+/// Parses a byte size: ASCII digits, then optionally `KiB`, `MiB` or `GiB`, between 64 KiB
+/// and 16 GiB. The multiplication is checked. This does not panic.
+fn parse_budget(text: &str) -> Result<usize, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let hint = "\nhint: write a number of bytes, optionally with KiB, MiB or GiB, e.g. 64MiB";
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("{text:?}: the unit must be KiB, MiB or GiB{hint}")),
+    };
+    if number.is_empty() || (number.len() > 1 && number.starts_with('0')) {
+        return Err(format!(
+            "{text:?}: expected a number without leading zeros{hint}"
+        ));
+    }
+    let min = veritrail_server::idempotency::MIN_BUDGET as u64;
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|b| (min..=MAX_BUDGET).contains(b))
+        .ok_or_else(|| format!("{text:?}: the budget must be between 64KiB and 16GiB{hint}"))?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?} does not fit this machine's memory"))
+}
+
+/// File of the idempotency journal in the data directory.
+const IDEMPOTENCY_JOURNAL_FILE: &str = "idempotency.journal";
 
 /// Sets up the server's log on standard error, as text or JSON.
 fn init_logging(format: &str) -> Result<(), CliError> {
@@ -171,6 +212,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             max_body_bytes: args.max_body_bytes,
             request_timeout: args.request_timeout,
             idempotency_window: args.idempotency_window,
+            idempotency_budget: args.idempotency_budget,
+            idempotency_journal: Some(args.data.data.join(IDEMPOTENCY_JOURNAL_FILE)),
             ..LimitsConfig::default()
         },
         public_read: args.public_read,
@@ -245,4 +288,28 @@ fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     // A file left by an older version may have been created world-readable.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_budget;
+
+    #[test]
+    fn budgets_parse_canonically_within_bounds() {
+        assert_eq!(parse_budget("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_budget("65536"), Ok(65536));
+        assert_eq!(parse_budget("1GiB"), Ok(1 << 30));
+        for bad in [
+            "",
+            "MiB",
+            "064MiB",
+            "64MB",
+            "+64MiB",
+            "1KiB",
+            "17GiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_budget(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Server configuration: batching, publication, limits and access, with the defaults of
 //! `veritrail serve`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How appends are gathered into one durable commit (group commit).
@@ -60,8 +61,12 @@ pub struct LimitsConfig {
     pub request_timeout: Duration,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
-    /// Most idempotency keys remembered at once (the oldest are forgotten first).
-    pub idempotency_keys: usize,
+    /// Memory for remembered idempotency keys, in bytes (the oldest are forgotten first when
+    /// it is full); see [`crate::idempotency::max_records`] for how many keys it holds.
+    pub idempotency_budget: usize,
+    /// The idempotency journal (`<data>/idempotency.journal` for `veritrail serve`): keys
+    /// survive a restart only with one. `None` remembers keys in memory only.
+    pub idempotency_journal: Option<PathBuf>,
 }
 
 impl Default for LimitsConfig {
@@ -71,7 +76,8 @@ impl Default for LimitsConfig {
             max_batch_entries: veritrail_api::limits::MAX_BATCH_ENTRIES,
             request_timeout: Duration::from_secs(30),
             idempotency_window: Duration::from_secs(24 * 3600),
-            idempotency_keys: 1_000_000,
+            idempotency_budget: crate::idempotency::DEFAULT_BUDGET,
+            idempotency_journal: None,
         }
     }
 }

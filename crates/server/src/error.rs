@@ -235,6 +235,10 @@ pub enum Internal {
     /// The committer answered with fewer indices than entries.
     #[error("empty append result")]
     EmptyResult,
+    /// The idempotency journal could not make the batch's keys durable; nothing of the
+    /// batch was appended.
+    #[error("idempotency journal: {0}")]
+    IdempotencyJournal(#[source] Arc<crate::idempotency::journal::JournalError>),
 }
 
 /// Why [`crate::Server::start`] failed.
@@ -244,6 +248,9 @@ pub enum StartError {
     /// The committer thread could not be spawned.
     #[error("cannot start the committer thread: {0}")]
     CommitterThread(#[source] std::io::Error),
+    /// The idempotency journal could not be opened or read.
+    #[error("cannot open the idempotency journal: {0}")]
+    IdempotencyJournal(#[source] crate::idempotency::journal::JournalError),
 }
 
 impl ApiError {

@@ -82,8 +82,8 @@ pub struct Inner {
     pub auth: Auth,
     /// Configuration.
     pub config: ServerConfig,
-    /// Idempotency keys.
-    pub idempotency: Idempotency,
+    /// Idempotency keys (shared with the committer, which remembers committed outcomes).
+    pub idempotency: Arc<Idempotency>,
     /// Prometheus exposition, if a recorder could be installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -158,7 +158,11 @@ impl Server {
     /// Starts the committer thread and the publisher (which signs a first checkpoint at once).
     /// Must be called inside a Tokio runtime.
     ///
+    /// With [`config::LimitsConfig::idempotency_journal`] set, the journal is opened and the
+    /// remembered keys rebuilt from it first ([`Idempotency::open`]).
+    ///
     /// # Errors
+    /// [`StartError::IdempotencyJournal`] if the journal cannot be opened or read;
     /// [`StartError::CommitterThread`] if the committer thread cannot start.
     pub fn start(
         ledger: Arc<Ledger>,
@@ -168,7 +172,32 @@ impl Server {
         let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
         let (published_tx, published_rx) = watch::channel(None);
         let (stop_publisher, mut stop_rx) = watch::channel(false);
-        let sequencer = Sequencer::start(ledger.clone(), config.batch.clone(), committed_tx)?;
+        let limits = &config.limits;
+        let (idempotency, journal) = match &limits.idempotency_journal {
+            None => (
+                Idempotency::new(limits.idempotency_window, limits.idempotency_budget),
+                None,
+            ),
+            Some(path) => {
+                let (idempotency, journal, restored) = Idempotency::open(
+                    path,
+                    limits.idempotency_window,
+                    limits.idempotency_budget,
+                    &ledger,
+                )
+                .map_err(StartError::IdempotencyJournal)?;
+                tracing::info!(path = %path.display(), ?restored, "loaded the idempotency journal");
+                (idempotency, Some(journal))
+            }
+        };
+        let idempotency = Arc::new(idempotency);
+        let sequencer = Sequencer::start(
+            ledger.clone(),
+            config.batch.clone(),
+            committed_tx,
+            idempotency.clone(),
+            journal,
+        )?;
         let publisher = tokio::spawn(publisher::run(
             ledger.clone(),
             committed_rx,
@@ -178,10 +207,6 @@ impl Server {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
         ));
-        let idempotency = Idempotency::new(
-            config.limits.idempotency_window,
-            config.limits.idempotency_keys,
-        );
         let state = AppState(Arc::new(Inner {
             ledger,
             sequencer,

@@ -5,6 +5,14 @@
 //! batches bounded by [`BatchConfig`]: it takes the first waiting request, gathers whatever
 //! else arrives within `max_delay` (or is already waiting), appends the whole batch with one
 //! [`Ledger::append`] — one fsync — and only then answers every request of the batch.
+//!
+//! Requests with an `Idempotency-Key` carry a [`Keyed`]. Before the ledger commit, the
+//! committer — the ledger's only writer, so it knows the indices the batch will get — appends
+//! one journal record per keyed request and syncs the journal (one extra `fdatasync` per commit
+//! that holds keyed requests, none otherwise). After the commit it remembers the outcomes in
+//! the [`Idempotency`] store before answering, and compacts the journal when it has grown past
+//! twice the live records (amortised: a rewrite of the live records every time the file
+//! doubles).
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,6 +27,8 @@ use veritrail_ledger::{Ledger, TreeHead};
 
 use crate::config::BatchConfig;
 use crate::error::{ApiError, Internal, InvalidEntry, StartError};
+use crate::idempotency::journal::Journal;
+use crate::idempotency::{Idempotency, Keyed, Record};
 
 /// What a request gets back once its entries are durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +43,7 @@ pub struct Committed {
 struct Job {
     entries: Vec<Bytes>,
     bytes: usize,
+    keyed: Option<Keyed>,
     reply: oneshot::Sender<Result<Committed, ApiError>>,
 }
 
@@ -76,7 +87,9 @@ impl std::fmt::Debug for Sequencer {
 }
 
 impl Sequencer {
-    /// Starts the committer thread. Every committed batch's tree head is sent on `committed`.
+    /// Starts the committer thread. Every committed batch's tree head is sent on `committed`;
+    /// keyed requests' outcomes are remembered in `idempotency` and, with a `journal`, made
+    /// durable before their commit.
     ///
     /// # Errors
     /// [`StartError::CommitterThread`] if the thread cannot be spawned.
@@ -84,14 +97,18 @@ impl Sequencer {
         ledger: Arc<Ledger>,
         config: BatchConfig,
         committed: watch::Sender<TreeHead>,
+        idempotency: Arc<Idempotency>,
+        journal: Option<Journal>,
     ) -> Result<Self, StartError> {
         let (sender, receiver) = mpsc::channel();
         let depth = Arc::new(Depth::default());
-        let committer = Committer {
+        let mut committer = Committer {
             ledger,
             config: config.clone(),
             depth: depth.clone(),
             committed,
+            idempotency,
+            journal,
         };
         let handle = std::thread::Builder::new()
             .name("veritrail-committer".into())
@@ -121,15 +138,29 @@ impl Sequencer {
         self.depth.healthy.load(Ordering::Acquire)
     }
 
+    /// Queues `entries` (already validated, without an idempotency key) for the next commit
+    /// and returns a receiver for the result, which arrives once they are durable.
+    ///
+    /// # Errors
+    /// As [`Sequencer::submit_keyed`].
+    pub fn submit(
+        &self,
+        entries: Vec<Bytes>,
+    ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        self.submit_keyed(entries, None)
+    }
+
     /// Queues `entries` (already validated) for the next commit and returns a receiver for the
-    /// result, which arrives once they are durable.
+    /// result, which arrives once they are durable. A `keyed` request's outcome is journaled
+    /// before the commit and remembered before the answer.
     ///
     /// # Errors
     /// [`ApiError::Overloaded`] when the queue is full (nothing is queued);
     /// [`ApiError::ShuttingDown`] after [`Sequencer::shutdown`] began.
-    pub fn submit(
+    pub fn submit_keyed(
         &self,
         entries: Vec<Bytes>,
+        keyed: Option<Keyed>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ApiError::ShuttingDown);
@@ -162,6 +193,7 @@ impl Sequencer {
         let job = Job {
             entries,
             bytes,
+            keyed,
             reply,
         };
         let sent = self
@@ -216,10 +248,39 @@ struct Committer {
     config: BatchConfig,
     depth: Arc<Depth>,
     committed: watch::Sender<TreeHead>,
+    idempotency: Arc<Idempotency>,
+    journal: Option<Journal>,
+}
+
+/// The journal records of `batch`'s keyed requests if it lands at `first`.
+fn keyed_records(batch: &[Job], first: u64, created_ms: u64) -> Vec<Record> {
+    let mut next = first;
+    let mut records = Vec::new();
+    for job in batch {
+        let count = job.entries.len() as u64;
+        if let Some(keyed) = job.keyed {
+            records.push(Record {
+                id: keyed.id,
+                fingerprint: keyed.fingerprint,
+                first: next,
+                // A job holds at most `MAX_BATCH_ENTRIES` (4096) entries.
+                count: u32::try_from(count).unwrap_or(u32::MAX),
+                created_ms,
+            });
+        }
+        next += count;
+    }
+    records
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Committer {
-    fn run(&self, receiver: &mpsc::Receiver<Job>) {
+    fn run(&mut self, receiver: &mpsc::Receiver<Job>) {
         let mut carry: Option<Job> = None;
         loop {
             let first = match carry.take() {
@@ -274,13 +335,45 @@ impl Committer {
         }
     }
 
-    fn commit(&self, batch: Vec<Job>) {
+    /// Fails every request of `batch` with the error `err` makes, after releasing
+    /// `(entries, bytes)` of queue room.
+    fn fail(&self, batch: Vec<Job>, release: (usize, usize), err: impl Fn() -> Internal) {
+        self.depth.release(release.0, release.1);
+        self.depth.healthy.store(false, Ordering::Release);
+        let shown = err();
+        tracing::error!(error = %shown, requests = batch.len(), "commit failed; nothing of the batch was appended");
+        metrics::counter!("veritrail_commit_failures_total").increment(1);
+        for job in batch {
+            let _ = job.reply.send(Err(ApiError::Internal(err())));
+        }
+    }
+
+    fn commit(&mut self, batch: Vec<Job>) {
         let entries: Vec<&[u8]> = batch
             .iter()
             .flat_map(|job| job.entries.iter().map(|e| e.as_ref()))
             .collect();
         let bytes: usize = batch.iter().map(|job| job.bytes).sum();
         let started = Instant::now();
+        // The committer is the ledger's only writer: the batch lands at the current size.
+        let first = self.ledger.tree_head().size;
+        let created_ms = unix_ms();
+        let keyed = if batch.iter().any(|job| job.keyed.is_some()) {
+            keyed_records(&batch, first, created_ms)
+        } else {
+            Vec::new()
+        };
+        if let Some(journal) = self.journal.as_mut().filter(|_| !keyed.is_empty())
+            && let Err(err) = journal.append(&keyed)
+        {
+            let count = entries.len();
+            drop(entries);
+            let err = Arc::new(err);
+            self.fail(batch, (count, bytes), || {
+                Internal::IdempotencyJournal(err.clone())
+            });
+            return;
+        }
         let result = self.ledger.append(&entries);
         let elapsed = started.elapsed();
         self.depth.release(entries.len(), bytes);
@@ -292,6 +385,20 @@ impl Committer {
         match result {
             Ok(appended) => {
                 self.depth.healthy.store(true, Ordering::Release);
+                if !keyed.is_empty() {
+                    if appended.indices.start != first {
+                        // Impossible while the committer is the only writer; the journal
+                        // records would name the wrong indices (and be dropped at the next
+                        // start, since the entries there differ).
+                        tracing::error!(
+                            expected = first,
+                            got = appended.indices.start,
+                            "the batch landed at other indices than journaled"
+                        );
+                    }
+                    let records = keyed_records(&batch, appended.indices.start, created_ms);
+                    self.idempotency.remember(&records);
+                }
                 metrics::counter!("veritrail_appended_entries_total")
                     .increment(entries.len() as u64);
                 metrics::gauge!("veritrail_tree_size").set(appended.tree.size as f64);
@@ -308,19 +415,46 @@ impl Committer {
                 self.committed.send_replace(appended.tree);
             }
             Err(err) => {
-                self.depth.healthy.store(false, Ordering::Release);
-                tracing::error!(error = %err, entries = entries.len(), "commit failed; nothing of the batch was appended");
-                metrics::counter!("veritrail_commit_failures_total").increment(1);
+                // The queue room was released above.
+                drop(entries);
                 let err = Arc::new(err);
-                for job in batch {
-                    let _ = job
-                        .reply
-                        .send(Err(ApiError::Internal(Internal::Commit(err.clone()))));
-                }
+                self.fail(batch, (0, 0), || Internal::Commit(err.clone()));
             }
         }
         if elapsed > Duration::from_secs(1) {
             tracing::warn!(?elapsed, "slow durable commit");
+        }
+        if !keyed.is_empty() {
+            self.maybe_compact();
+        }
+    }
+
+    /// Rewrites the journal from the live records once it holds more than twice as many.
+    /// Runs between commits, so no journaled batch is in flight.
+    fn maybe_compact(&mut self) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if !journal.should_compact(self.idempotency.len()) {
+            return;
+        }
+        let live = self.idempotency.live_records();
+        let before = journal.records();
+        let started = Instant::now();
+        match journal.compact(&live) {
+            Ok(()) => {
+                metrics::histogram!("veritrail_idempotency_compaction_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                tracing::info!(
+                    before,
+                    after = live.len(),
+                    elapsed = ?started.elapsed(),
+                    "compacted the idempotency journal"
+                );
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot compact the idempotency journal; it keeps growing until the next attempt");
+            }
         }
     }
 }

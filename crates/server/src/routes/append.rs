@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Appender;
 use crate::body::{fingerprint, is_batch, parse_entries};
 use crate::error::{ApiError, Internal, InvalidEntry};
-use crate::idempotency::{Claim, validate_key};
+use crate::idempotency::{Claim, Scope, validate_key};
 use crate::openapi::{AccessErrors, Binary};
 use crate::publisher::wait_for;
 use crate::query::Params;
@@ -39,8 +39,10 @@ raw entry of 1 to 65535 bytes, answered with one object. Role: `append`.",
 and return it with an inclusion proof and a `c2sp.org/tlog-proof@v1` receipt per entry"),
         ("Idempotency-Key" = Option<String>, Header,
             description = "1 to 255 visible ASCII characters. A retry with the same key and \
-entries gets the original indices instead of appending again; remembered in memory for \
-`--idempotency-window` (default 24h), not across restarts"),
+entries gets the original indices instead of appending again. Keys are scoped per token; \
+remembered for `--idempotency-window` (default 24h) within `--idempotency-budget` (default \
+64 MiB, oldest forgotten first), and across restarts: the outcome is durable before the \
+append is acknowledged"),
     ),
     request_body(
         description = "One raw entry, or a batch of length-prefixed entries",
@@ -58,8 +60,8 @@ entries)", body = ErrorBody),
         AccessErrors,
         (status = 408, description = "`timeout`: not durable, or with `wait=published` not \
 published, within `--request-timeout`", body = ErrorBody),
-        (status = 409, description = "`idempotency_conflict`: the key was used with other \
-entries", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used by this token \
+with other entries", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: body above `--max-body-bytes`, or a \
 raw entry above 65535 bytes", body = ErrorBody),
         (status = 500, description = "`internal`: the commit failed; nothing of the batch was \
@@ -104,9 +106,10 @@ pub(crate) async fn append(
         Some(value) => {
             let key = validate_key(value.as_bytes())?;
             let digest = fingerprint(&entries);
+            let scope = Scope::of_request(&headers, state.config.no_auth);
             match state
                 .idempotency
-                .claim_fingerprint(key, digest, timeout)
+                .claim(&scope, key, digest, timeout)
                 .await?
             {
                 Claim::Fresh(ticket) => Some(ticket),
@@ -117,7 +120,8 @@ pub(crate) async fn append(
             }
         }
     };
-    let receiver = match state.sequencer.submit(entries.clone()) {
+    let keyed = ticket.as_ref().map(|ticket| ticket.keyed());
+    let receiver = match state.sequencer.submit_keyed(entries.clone(), keyed) {
         Ok(receiver) => receiver,
         Err(err) => {
             if let Some(ticket) = ticket {

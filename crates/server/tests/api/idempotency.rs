@@ -215,3 +215,127 @@ async fn malformed_keys_are_refused() {
     assert_eq!(server.tree().size, 2);
     server.stop().await;
 }
+
+/// Issue 14: token B used `order-42` first, so A's real event got 409 and was never logged,
+/// and B could read A's outcome. Keys are now scoped per token.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_tokens_with_the_same_key_each_get_their_own_outcome() {
+    use veritrail_server::auth::{Auth, Role, TokenFile, token_entry};
+    let (a, b) = ("vt_agent_a", "vt_agent_b");
+    let file = TokenFile {
+        token: vec![
+            token_entry("agent-a", a, vec![Role::Append]),
+            token_entry("agent-b", b, vec![Role::Append]),
+        ],
+    };
+    let server = TestServer::start(
+        Auth::from_file(&file, false).unwrap(),
+        crate::fast_config(),
+        1,
+    )
+    .await;
+    let post = |token: &'static str, key: &'static str, entry: &'static str| {
+        let server = &server;
+        async move {
+            let bearer = format!("Bearer {token}");
+            let headers: [(&str, &[u8]); 2] =
+                [(KEY, key.as_bytes()), ("authorization", bearer.as_bytes())];
+            server
+                .post_with("/v1/entries", "application/octet-stream", &headers, entry)
+                .await
+        }
+    };
+    // B squats on the key first; A's real event is still appended.
+    let b_first = post(b, "order-42", "B: squatting").await.ok("B").json();
+    assert_eq!(b_first["index"], 1);
+    let a_first = post(a, "order-42", "A: order 42 shipped")
+        .await
+        .ok("A")
+        .json();
+    assert_eq!(a_first["index"], 2);
+    assert_eq!(server.ledger.entry(2).unwrap(), b"A: order 42 shipped");
+    // Each retry gets its own token's outcome.
+    let a_retry = post(a, "order-42", "A: order 42 shipped")
+        .await
+        .ok("A retry")
+        .json();
+    assert_eq!(a_retry, a_first);
+    let b_retry = post(b, "order-42", "B: squatting")
+        .await
+        .ok("B retry")
+        .json();
+    assert_eq!(b_retry, b_first);
+    assert_eq!(server.tree().size, 3);
+    // B cannot read A's outcome by sending A's entries under the key: for B it is a conflict
+    // with B's own first use, and nothing about A's index is revealed.
+    let reply = post(b, "order-42", "A: order 42 shipped").await;
+    reply.assert_error(
+        StatusCode::CONFLICT,
+        "idempotency_conflict",
+        "B with A's entries",
+    );
+    // A key B never used: B's use appends B's own copy rather than replaying A's.
+    let a_only = post(a, "invoice-7", "same bytes")
+        .await
+        .ok("A invoice")
+        .json();
+    let b_only = post(b, "invoice-7", "same bytes")
+        .await
+        .ok("B invoice")
+        .json();
+    assert_ne!(a_only["index"], b_only["index"]);
+    assert_eq!(server.tree().size, 5);
+    server.stop().await;
+}
+
+/// An outcome survives a stop and a start on the same data (the journal), and a commit that
+/// is journaled but never lands is forgotten.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outcome_survives_a_restart_in_process() {
+    use std::sync::Arc;
+    use veritrail_ledger::Ledger;
+    use veritrail_ledger::note::{KeyName, NoteSigner};
+    use veritrail_ledger::store::{self, Backend};
+    use veritrail_server::auth::Auth;
+    use veritrail_server::{Server, ServerConfig, app};
+
+    let dir = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::generate(KeyName::new(crate::ORIGIN).unwrap()).unwrap();
+    let mut config = crate::fast_config();
+    config.limits.idempotency_journal = Some(dir.path().join("idempotency.journal"));
+    let start = |config: ServerConfig| {
+        let store = store::open(Backend::Redb, dir.path()).unwrap();
+        let ledger = Arc::new(Ledger::open(store, crate::ORIGIN, signer.clone()).unwrap());
+        let server = Server::start(ledger.clone(), config, Auth::disabled()).unwrap();
+        (ledger, server)
+    };
+    let send = |router: axum::Router, body: &'static str| async move {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::post("/v1/entries")
+            .header("content-type", "application/octet-stream")
+            .header(KEY, "restart-1")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, body)
+    };
+    let (ledger, server) = start(config.clone());
+    let (status, first) = send(app(server.state().clone()), "exactly once").await;
+    assert_eq!(status, StatusCode::OK);
+    server.shutdown().await;
+    drop(ledger);
+
+    let (ledger, server) = start(config.clone());
+    let (status, retry) = send(app(server.state().clone()), "exactly once").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(retry, first);
+    assert_eq!(ledger.tree_head().size, 1);
+    let (status, _) = send(app(server.state().clone()), "other entries").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    server.shutdown().await;
+}
