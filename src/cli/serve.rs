@@ -54,10 +54,12 @@ pub(crate) struct ServeArgs {
     /// Most entry bytes queued for commit.
     #[arg(long, default_value_t = BatchConfig::default().queue_bytes)]
     queue_max_bytes: usize,
-    /// Least time between two checkpoints of different sizes.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    /// Least time between two checkpoints of different sizes: a commit is published as soon
+    /// as it lands if the last checkpoint is this old (1ms to 60s).
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     checkpoint_interval: Duration,
-    /// Most time between two checkpoints, even of the same size.
+    /// Most time between two checkpoints, even of the same size (1s to 24h, at least
+    /// --checkpoint-interval).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     checkpoint_republish: Duration,
     /// Largest request body in bytes (a batch with its length prefixes).
@@ -219,6 +221,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         public_read: args.public_read,
         no_auth: args.no_auth,
     };
+    // Before anything is created or bound.
+    config.validate().map_err(|err| CliError::Usage {
+        message: err.to_string(),
+        hint: "--checkpoint-interval takes 1ms to 60s (default 20ms); --checkpoint-republish takes 1s to 24h (default 10s) and at least the interval".into(),
+    })?;
     let runtime = runtime()?;
     if args.no_auth && !args.listen.ip().is_loopback() {
         return Err(CliError::Usage {
@@ -291,8 +298,26 @@ fn write_owner_only(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::parse_budget;
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn publication_flag_defaults_match_the_server_defaults() {
+        let args = Cli::try_parse_from(["serve"]).unwrap().serve;
+        assert_eq!(args.checkpoint_interval, PublishConfig::default().interval);
+        assert_eq!(
+            args.checkpoint_republish,
+            PublishConfig::default().republish
+        );
+    }
 
     #[test]
     fn budgets_parse_canonically_within_bounds() {

@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bundle::{self, BUNDLE_ENTRIES, MAX_ENTRY_SIZE};
 use crate::checkpoint::Checkpoint;
@@ -19,7 +19,7 @@ use crate::note::{NoteSigner, NoteVerifier};
 use crate::proof;
 use crate::store::leaf_index::{IndexStatus, LeafIndex, Lookup};
 use crate::store::tilelog::{self, LogEnd, Scratch, TileLog};
-use crate::store::{FORMAT, FORMAT_KEY, Storage, Store};
+use crate::store::{CheckpointRecord, FORMAT, FORMAT_KEY, Storage, Store};
 use crate::tile::{TileId, TileKind, entry_bundle_width, hash_tile_width};
 use crate::tree::{self, CompactRange};
 
@@ -27,6 +27,35 @@ use crate::tree::{self, CompactRange};
 const ORIGIN_KEY: &str = "origin";
 /// Bundles a migration from format 1 appends per durable write.
 const MIGRATION_BUNDLES: u64 = 64;
+
+/// Checkpoint retention: every checkpoint younger than this (seconds since it was first
+/// signed) is kept. One hour: far longer than a `wait=published` request may wait (30 s by
+/// default) or than monitors and witnesses poll (seconds to minutes), so a client that was
+/// just shown a checkpoint can still fetch it by size, and a short outage of a monitor loses
+/// nothing; at the fastest publication rate (one per 20 ms) it is ~180,000 notes, ~40 MB.
+pub const KEEP_ALL_SECS: u64 = 3600;
+/// Checkpoint retention: from [`KEEP_ALL_SECS`] up to this age, the first checkpoint signed
+/// in each minute is kept (7 days: a week of minute-grained history for audits of recent
+/// incidents, ≤ 10,080 notes); older ones are thinned to the first of each hour, kept forever.
+pub const KEEP_MINUTELY_SECS: u64 = 7 * 24 * 3600;
+/// Most stored checkpoints one [`Ledger::prune_checkpoints`] call reads: bounds its work to
+/// a few milliseconds whatever the history's size.
+pub const PRUNE_SCAN_LIMIT: usize = 16_384;
+/// Most checkpoints one [`Ledger::prune_checkpoints`] call removes, in one durable write:
+/// more than a minute of the fastest publication (3,000), so calls once a minute keep up.
+pub const PRUNE_REMOVE_LIMIT: usize = 8_192;
+
+/// What one [`Ledger::prune_checkpoints`] call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The tree sizes whose checkpoints were removed, ascending.
+    pub removed: Vec<u64>,
+    /// Stored checkpoints examined.
+    pub scanned: usize,
+    /// Whether the walk reached the recent window (or the latest checkpoint): `false` means
+    /// the call stopped at its work bound and the next call continues where it stopped.
+    pub complete: bool,
+}
 
 /// A signed checkpoint as stored and served: the parsed body and the exact note bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +116,9 @@ pub struct Ledger {
     head: RwLock<Head>,
     /// The last signed checkpoint; the lock also serializes signing.
     last_checkpoint: Mutex<Option<SignedCheckpoint>>,
+    /// Where the next checkpoint prune resumes (a tree size; 0 = from the start). The lock
+    /// also serializes pruning and pinning.
+    prune_cursor: Mutex<u64>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -193,6 +225,7 @@ impl Ledger {
             writer: Mutex::new(writer),
             head: RwLock::new(head),
             last_checkpoint: Mutex::new(None),
+            prune_cursor: Mutex::new(0),
         };
         let last = ledger.check_last_checkpoint()?;
         *lock(&ledger.last_checkpoint) = last;
@@ -501,7 +534,8 @@ impl Ledger {
             .ok_or_else(|| Error::corrupted(format!("entry bundle {bundle_index} is short")))
     }
 
-    /// Signs and durably stores a checkpoint of the committed tree.
+    /// Signs and durably stores a checkpoint of the committed tree, recording the current
+    /// time as its signing time (see [`Ledger::sign_checkpoint_at`]).
     ///
     /// Refuses (and signs nothing) unless the tree extends the last signed checkpoint: the
     /// engine builds a consistency proof from the stored tiles and verifies it with the same
@@ -510,6 +544,17 @@ impl Ledger {
     /// # Errors
     /// [`Error::Inconsistent`] if the tree does not extend the last checkpoint; storage errors.
     pub fn sign_checkpoint(&self) -> Result<SignedCheckpoint, Error> {
+        self.sign_checkpoint_at(unix_now())
+    }
+
+    /// As [`Ledger::sign_checkpoint`], recording `signed_at` (Unix seconds) as the time the
+    /// checkpoint was signed, which [`Ledger::prune_checkpoints`] ages it by. Checkpoint notes
+    /// carry no time, so this is metadata of the store only. Re-signing a size keeps the time
+    /// it was first signed.
+    ///
+    /// # Errors
+    /// As [`Ledger::sign_checkpoint`].
+    pub fn sign_checkpoint_at(&self, signed_at: u64) -> Result<SignedCheckpoint, Error> {
         let mut last = lock(&self.last_checkpoint);
         let tree = self.tree_head();
         if let Some(previous) = last.as_ref() {
@@ -521,10 +566,72 @@ impl Ledger {
             .sign(&self.signer)
             .map_err(Error::Signing)?
             .to_bytes();
-        self.kv.put_checkpoint(tree.size, &note)?;
+        self.kv.put_checkpoint(tree.size, &note, signed_at)?;
         let signed = SignedCheckpoint { checkpoint, note };
         *last = Some(signed.clone());
         Ok(signed)
+    }
+
+    /// Removes checkpoints from the stored history that the retention policy no longer keeps,
+    /// as of `now` (Unix seconds), with bounded work: call it periodically off the append path
+    /// (the server's publisher does, about once a minute and again soon while a call reports
+    /// `complete == false`).
+    ///
+    /// The policy, by the time each checkpoint was first signed:
+    /// - younger than [`KEEP_ALL_SECS`] (1 hour): every checkpoint;
+    /// - in a minute that began less than [`KEEP_MINUTELY_SECS`] (7 days) ago: the first
+    ///   checkpoint of each minute;
+    /// - older: the first checkpoint of each hour, forever;
+    /// - always: the latest checkpoint, pinned ones ([`Ledger::pin_checkpoint`], e.g.
+    ///   cosigned by a witness) and ones stored without a signing time (before times were
+    ///   recorded).
+    ///
+    /// Precisely: walking the history by tree size, a checkpoint older than the recent window
+    /// is removed when the previous remaining checkpoint was signed in the same minute (hour,
+    /// beyond 7 days); the walk stops at the first checkpoint inside the recent window. With
+    /// a clock that only moves forward this keeps exactly the first of each minute (hour);
+    /// a clock stepped back only keeps more. Pruning again with the same `now` removes
+    /// nothing (idempotent), and thinning day by day keeps the same checkpoints as thinning
+    /// once. Removed sizes answer "not found" like sizes that were never signed.
+    ///
+    /// Each call reads at most [`PRUNE_SCAN_LIMIT`] checkpoints and removes at most
+    /// [`PRUNE_REMOVE_LIMIT`] in one durable write; the next call continues after them.
+    ///
+    /// # Errors
+    /// Storage errors (then nothing was removed).
+    pub fn prune_checkpoints(&self, now: u64) -> Result<Pruned, Error> {
+        let mut cursor = lock(&self.prune_cursor);
+        prune_history(
+            self.kv.as_ref(),
+            &mut cursor,
+            now,
+            PRUNE_SCAN_LIMIT,
+            PRUNE_REMOVE_LIMIT,
+        )
+    }
+
+    /// Pins the stored checkpoint of tree size `size` so that
+    /// [`Ledger::prune_checkpoints`] never removes it (the hook for checkpoints a witness
+    /// cosigned). Returns `false`, pinning nothing, if no checkpoint of that size is stored.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn pin_checkpoint(&self, size: u64) -> Result<bool, Error> {
+        // Holding the prune lock: a prune never removes a checkpoint pinned while it runs.
+        let _prune = lock(&self.prune_cursor);
+        if self.kv.checkpoint(size)?.is_none() {
+            return Ok(false);
+        }
+        self.kv.pin_checkpoint(size)?;
+        Ok(true)
+    }
+
+    /// Whether the checkpoint of tree size `size` is pinned (see [`Ledger::pin_checkpoint`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn is_pinned(&self, size: u64) -> Result<bool, Error> {
+        self.kv.is_pinned(size)
     }
 
     /// Checks that `new` extends `old` with a real consistency proof.
@@ -554,7 +661,8 @@ impl Ledger {
         lock(&self.last_checkpoint).clone()
     }
 
-    /// The signed checkpoint stored for tree size `size`, if one was published.
+    /// The signed checkpoint stored for tree size `size`, if one was published and retention
+    /// kept it (see [`Ledger::prune_checkpoints`]).
     ///
     /// # Errors
     /// Storage errors.
@@ -573,6 +681,105 @@ impl Drop for Ledger {
             tracing::warn!(error = %err, "cannot sync the derived tile files at shutdown");
         }
     }
+}
+
+/// The current time in Unix seconds (0 if the clock is before 1970).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What retention decides for one checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Retain {
+    Keep,
+    Remove,
+    /// Inside the recent window: keep it and stop the walk.
+    Stop,
+}
+
+/// Retention's decision for `record`, given the previous remaining checkpoint (by size).
+fn retain(record: &CheckpointRecord, previous: Option<&CheckpointRecord>, now: u64) -> Retain {
+    let Some(signed_at) = record.signed_at else {
+        return Retain::Keep; // cannot be aged
+    };
+    let age = now.saturating_sub(signed_at);
+    if age < KEEP_ALL_SECS {
+        return Retain::Stop;
+    }
+    if record.pinned {
+        return Retain::Keep;
+    }
+    // A whole minute changes tier at once (when it began 7 days ago), so thinning in steps
+    // keeps the same checkpoints as thinning once.
+    let minute_age = now.saturating_sub(signed_at - signed_at % 60);
+    let bucket = if minute_age < KEEP_MINUTELY_SECS {
+        60
+    } else {
+        3600
+    };
+    match previous.and_then(|p| p.signed_at) {
+        Some(before) if before / bucket == signed_at / bucket => Retain::Remove,
+        _ => Retain::Keep,
+    }
+}
+
+/// One bounded pass of checkpoint retention over `kv` from `*cursor` (see
+/// [`Ledger::prune_checkpoints`]); moves the cursor to where the next pass resumes.
+pub(crate) fn prune_history(
+    kv: &dyn Store,
+    cursor: &mut u64,
+    now: u64,
+    scan_limit: usize,
+    remove_limit: usize,
+) -> Result<Pruned, Error> {
+    let Some((latest, _)) = kv.latest_checkpoint()? else {
+        *cursor = 0;
+        return Ok(Pruned {
+            complete: true,
+            ..Pruned::default()
+        });
+    };
+    let mut previous = match *cursor {
+        0 => None,
+        from => kv.checkpoint_record_before(from)?,
+    };
+    let limit = scan_limit.max(1);
+    let records = kv.checkpoint_records(*cursor, limit)?;
+    let mut pruned = Pruned::default();
+    // Where the next pass starts; `None` once this one reached its end. A full page may be
+    // followed by more.
+    let mut next = match records.last() {
+        Some(last) if records.len() == limit => Some(last.size.saturating_add(1)),
+        _ => None,
+    };
+    for record in &records {
+        if record.size >= latest {
+            next = None;
+            break;
+        }
+        if pruned.removed.len() >= remove_limit {
+            next = Some(record.size);
+            break;
+        }
+        pruned.scanned += 1;
+        match retain(record, previous.as_ref(), now) {
+            Retain::Keep => previous = Some(*record),
+            Retain::Remove => pruned.removed.push(record.size),
+            Retain::Stop => {
+                next = None;
+                break;
+            }
+        }
+    }
+    if !pruned.removed.is_empty() {
+        kv.remove_checkpoints(&pruned.removed)?;
+    }
+    pruned.complete = next.is_none();
+    *cursor = next.unwrap_or(0);
+    Ok(pruned)
 }
 
 /// Removes a directory tree if it exists.

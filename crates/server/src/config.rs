@@ -33,9 +33,16 @@ impl Default for BatchConfig {
 }
 
 /// When checkpoints are signed and published.
+///
+/// A commit is published as soon as it lands if the last checkpoint was signed at least
+/// `interval` ago, otherwise as soon as it is that old: `wait=published` waits at most about
+/// `interval` plus one signing (~1 ms).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PublishConfig {
-    /// Least time between two signed checkpoints of different sizes.
+    /// Least time between two signed checkpoints of different sizes. Default 20 ms: a
+    /// `wait=published` append waits ~20 ms at most beyond its commit, and a busy log signs at
+    /// most 50 checkpoints a second (each one Ed25519 signature, a consistency proof from
+    /// cached tiles and one durable write of ~200 bytes).
     pub interval: Duration,
     /// Most time between two signed checkpoints, even of the same size.
     pub republish: Duration,
@@ -44,10 +51,107 @@ pub struct PublishConfig {
 impl Default for PublishConfig {
     fn default() -> Self {
         PublishConfig {
-            interval: Duration::from_millis(100),
+            interval: Duration::from_millis(20),
             republish: Duration::from_secs(10),
         }
     }
+}
+
+impl PublishConfig {
+    /// Shortest accepted `interval`: 1 ms. Zero would sign after every commit, one durable
+    /// write per commit beside the commit's own.
+    pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+    /// Longest accepted `interval`: 60 s. Longer makes every `wait=published` append time
+    /// out (the request timeout defaults to 30 s) and readers see an old tree.
+    pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
+    /// Shortest accepted `republish`: 1 s. It re-signs an unchanged tree; shorter only writes
+    /// the same note again and again.
+    pub const MIN_REPUBLISH: Duration = Duration::from_secs(1);
+    /// Longest accepted `republish`: 24 h. Clients and witnesses judge a log's liveness by
+    /// its checkpoint's freshness; a day-old one looks like a dead log.
+    pub const MAX_REPUBLISH: Duration = Duration::from_secs(24 * 3600);
+
+    /// Checks the settings are within the accepted ranges and `interval <= republish`.
+    ///
+    /// # Errors
+    /// [`ConfigError::CheckpointInterval`], [`ConfigError::CheckpointRepublish`] or
+    /// [`ConfigError::RepublishBelowInterval`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(Self::MIN_INTERVAL..=Self::MAX_INTERVAL).contains(&self.interval) {
+            return Err(ConfigError::CheckpointInterval {
+                got: self.interval,
+                min: Self::MIN_INTERVAL,
+                max: Self::MAX_INTERVAL,
+            });
+        }
+        if !(Self::MIN_REPUBLISH..=Self::MAX_REPUBLISH).contains(&self.republish) {
+            return Err(ConfigError::CheckpointRepublish {
+                got: self.republish,
+                min: Self::MIN_REPUBLISH,
+                max: Self::MAX_REPUBLISH,
+            });
+        }
+        if self.republish < self.interval {
+            return Err(ConfigError::RepublishBelowInterval {
+                interval: self.interval,
+                republish: self.republish,
+            });
+        }
+        Ok(())
+    }
+
+    /// The settings brought into the accepted ranges (what the publisher runs with if it is
+    /// handed settings [`PublishConfig::validate`] refuses, so it can neither spin nor
+    /// overflow a deadline).
+    pub fn clamped(&self) -> PublishConfig {
+        let interval = self.interval.clamp(Self::MIN_INTERVAL, Self::MAX_INTERVAL);
+        let republish = self
+            .republish
+            .clamp(Self::MIN_REPUBLISH, Self::MAX_REPUBLISH)
+            .max(interval);
+        PublishConfig {
+            interval,
+            republish,
+        }
+    }
+}
+
+/// A configuration value the server refuses to start with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The checkpoint interval is outside its accepted range.
+    #[error("the checkpoint interval {got:?} is out of range: it must be from {min:?} to {max:?}")]
+    CheckpointInterval {
+        /// The configured interval.
+        got: Duration,
+        /// [`PublishConfig::MIN_INTERVAL`].
+        min: Duration,
+        /// [`PublishConfig::MAX_INTERVAL`].
+        max: Duration,
+    },
+    /// The checkpoint republish period is outside its accepted range.
+    #[error(
+        "the checkpoint republish period {got:?} is out of range: it must be from {min:?} to {max:?}"
+    )]
+    CheckpointRepublish {
+        /// The configured period.
+        got: Duration,
+        /// [`PublishConfig::MIN_REPUBLISH`].
+        min: Duration,
+        /// [`PublishConfig::MAX_REPUBLISH`].
+        max: Duration,
+    },
+    /// The republish period is shorter than the interval.
+    #[error(
+        "the checkpoint republish period {republish:?} is shorter than the checkpoint interval {interval:?}"
+    )]
+    RepublishBelowInterval {
+        /// The configured interval.
+        interval: Duration,
+        /// The configured republish period.
+        republish: Duration,
+    },
 }
 
 /// Request limits.
@@ -95,4 +199,85 @@ pub struct ServerConfig {
     pub public_read: bool,
     /// Accept every request without a token (local demos and tests; loopback only).
     pub no_auth: bool,
+}
+
+impl ServerConfig {
+    /// Checks the settings a server cannot run with (today: publication, see
+    /// [`PublishConfig::validate`]).
+    ///
+    /// # Errors
+    /// The [`ConfigError`] of the first setting refused.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.publish.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(interval_ms: u64, republish_ms: u64) -> PublishConfig {
+        PublishConfig {
+            interval: Duration::from_millis(interval_ms),
+            republish: Duration::from_millis(republish_ms),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_publish_within_tens_of_milliseconds() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        assert!(PublishConfig::default().interval <= Duration::from_millis(25));
+        assert_eq!(PublishConfig::default().clamped(), PublishConfig::default());
+    }
+
+    #[test]
+    fn refuses_settings_that_spin_or_stall() {
+        let interval = |got| ConfigError::CheckpointInterval {
+            got,
+            min: PublishConfig::MIN_INTERVAL,
+            max: PublishConfig::MAX_INTERVAL,
+        };
+        let republish = |got| ConfigError::CheckpointRepublish {
+            got,
+            min: PublishConfig::MIN_REPUBLISH,
+            max: PublishConfig::MAX_REPUBLISH,
+        };
+        let cases = [
+            (publish(0, 10_000), interval(Duration::ZERO)),
+            (
+                publish(60_001, 3_600_000),
+                interval(Duration::from_millis(60_001)),
+            ),
+            (publish(20, 0), republish(Duration::ZERO)),
+            (publish(20, 999), republish(Duration::from_millis(999))),
+            (
+                publish(20, 86_400_001),
+                republish(Duration::from_millis(86_400_001)),
+            ),
+            (
+                publish(30_000, 10_000),
+                ConfigError::RepublishBelowInterval {
+                    interval: Duration::from_secs(30),
+                    republish: Duration::from_secs(10),
+                },
+            ),
+        ];
+        for (config, want) in cases {
+            assert_eq!(config.validate(), Err(want.clone()), "{config:?}");
+            assert!(want.to_string().contains("checkpoint"), "{want}");
+            // What the publisher would run with instead is valid.
+            assert_eq!(config.clamped().validate(), Ok(()), "{config:?}");
+        }
+        let absurd = PublishConfig {
+            interval: Duration::MAX,
+            republish: Duration::MAX,
+        };
+        assert_eq!(
+            absurd.validate(),
+            Err(interval(Duration::MAX)),
+            "no overflow, a clear error"
+        );
+        assert_eq!(absurd.clamped(), publish(60_000, 86_400_000));
+        assert_eq!(publish(1, 1000).validate(), Ok(()));
+    }
 }

@@ -251,6 +251,9 @@ pub enum StartError {
     /// The idempotency journal could not be opened or read.
     #[error("cannot open the idempotency journal: {0}")]
     IdempotencyJournal(#[source] crate::idempotency::journal::JournalError),
+    /// A setting the server cannot run with.
+    #[error("invalid configuration: {0}")]
+    Config(#[source] crate::config::ConfigError),
 }
 
 impl ApiError {

@@ -163,12 +163,15 @@ impl Server {
     ///
     /// # Errors
     /// [`StartError::IdempotencyJournal`] if the journal cannot be opened or read;
-    /// [`StartError::CommitterThread`] if the committer thread cannot start.
+    /// [`StartError::Config`] for settings it cannot run with (see
+    /// [`ServerConfig::validate`]); [`StartError::CommitterThread`] if the committer thread
+    /// cannot start; [`StartError::IdempotencyJournal`] if the journal cannot be read.
     pub fn start(
         ledger: Arc<Ledger>,
         config: ServerConfig,
         auth: Auth,
     ) -> Result<Self, StartError> {
+        config.validate().map_err(StartError::Config)?;
         let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
         let (published_tx, published_rx) = watch::channel(None);
         let (stop_publisher, mut stop_rx) = watch::channel(false);

@@ -1,9 +1,14 @@
-//! Checkpoint publication: signs a checkpoint after each integrated batch, at most every
-//! `interval`, and at least every `republish` even when the tree did not grow.
+//! Checkpoint publication: a commit is published as soon as it lands, unless the last
+//! checkpoint was signed less than `interval` ago (then as soon as it is that old); an
+//! unchanged tree is re-signed at least every `republish`.
 //!
-//! Signing goes through [`Ledger::sign_checkpoint`], which refuses to sign anything that is
-//! not consistent with the last signed checkpoint, and stores the note durably before it is
-//! published here.
+//! Signing goes through [`Ledger::sign_checkpoint_at`], which refuses to sign anything that is
+//! not consistent with the last signed checkpoint, and stores the note (and the time it was
+//! signed) durably before it is published here.
+//!
+//! Beside it, a pruning task thins the stored checkpoint history
+//! ([`Ledger::prune_checkpoints`]) every [`PRUNE_PERIOD`], off the append and publication
+//! paths, with bounded work per call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,6 +18,14 @@ use tokio::time::sleep_until;
 use veritrail_ledger::{Ledger, SignedCheckpoint, TreeHead};
 
 use crate::config::PublishConfig;
+
+/// How often the stored checkpoint history is pruned: once a minute, the finest grain the
+/// retention policy thins to, so each call has about a minute of checkpoints to thin.
+pub const PRUNE_PERIOD: Duration = Duration::from_secs(60);
+/// How soon pruning continues when a call stopped at its work bound (a backlog, e.g. the
+/// first start on a long history): often enough to catch up quickly, rarely enough to leave
+/// the disk to appends.
+pub const PRUNE_CATCH_UP: Duration = Duration::from_secs(1);
 
 /// The latest published checkpoint, shared with request handlers.
 #[derive(Clone, Debug)]
@@ -42,7 +55,8 @@ fn unix_now() -> u64 {
 async fn sign_and_publish(ledger: &Arc<Ledger>, published: &watch::Sender<Option<Published>>) {
     let ledger = ledger.clone();
     let started = Instant::now();
-    match tokio::task::spawn_blocking(move || ledger.sign_checkpoint()).await {
+    let signed_at = unix_now();
+    match tokio::task::spawn_blocking(move || ledger.sign_checkpoint_at(signed_at)).await {
         Ok(Ok(signed)) => {
             metrics::counter!("veritrail_checkpoints_signed_total").increment(1);
             metrics::histogram!("veritrail_checkpoint_sign_seconds")
@@ -51,7 +65,7 @@ async fn sign_and_publish(ledger: &Arc<Ledger>, published: &watch::Sender<Option
                 .set(signed.checkpoint.tree.size as f64);
             published.send_replace(Some(Published {
                 checkpoint: Arc::new(signed),
-                signed_at: unix_now(),
+                signed_at,
             }));
         }
         Ok(Err(err)) => {
@@ -65,7 +79,52 @@ async fn sign_and_publish(ledger: &Arc<Ledger>, published: &watch::Sender<Option
     }
 }
 
+/// Prunes the stored checkpoint history every [`PRUNE_PERIOD`] (sooner while a call reports
+/// more work) until aborted. Errors are logged and counted; the next period tries again.
+async fn prune(ledger: Arc<Ledger>) {
+    let mut wait = PRUNE_PERIOD;
+    loop {
+        tokio::time::sleep(wait).await;
+        let ledger = ledger.clone();
+        let started = Instant::now();
+        wait = match tokio::task::spawn_blocking(move || ledger.prune_checkpoints(unix_now())).await
+        {
+            Ok(Ok(pruned)) => {
+                metrics::counter!("veritrail_checkpoints_pruned_total")
+                    .increment(pruned.removed.len() as u64);
+                metrics::histogram!("veritrail_checkpoint_prune_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                tracing::debug!(
+                    removed = pruned.removed.len(),
+                    scanned = pruned.scanned,
+                    complete = pruned.complete,
+                    "pruned the checkpoint history"
+                );
+                if pruned.complete {
+                    PRUNE_PERIOD
+                } else {
+                    PRUNE_CATCH_UP
+                }
+            }
+            Ok(Err(err)) => {
+                metrics::counter!("veritrail_checkpoint_prune_failures_total").increment(1);
+                tracing::error!(error = %err, "checkpoint history not pruned");
+                PRUNE_PERIOD
+            }
+            Err(err) => {
+                metrics::counter!("veritrail_checkpoint_prune_failures_total").increment(1);
+                tracing::error!(error = %err, "checkpoint pruning task failed");
+                PRUNE_PERIOD
+            }
+        };
+    }
+}
+
 /// Runs until `shutdown` resolves, then publishes a final checkpoint if the tree grew.
+///
+/// Settings that [`PublishConfig::validate`] refuses (the server validates them before it
+/// starts) are logged and brought into range ([`PublishConfig::clamped`]), so the loop can
+/// neither spin nor overflow a deadline.
 pub async fn run(
     ledger: Arc<Ledger>,
     mut committed: watch::Receiver<TreeHead>,
@@ -73,7 +132,16 @@ pub async fn run(
     config: PublishConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let config = match config.validate() {
+        Ok(()) => config,
+        Err(err) => {
+            let clamped = config.clamped();
+            tracing::error!(error = %err, ?clamped, "publishing with the nearest accepted settings");
+            clamped
+        }
+    };
     tokio::pin!(shutdown);
+    let pruner = tokio::spawn(prune(ledger.clone()));
     let mut last_signed = Instant::now();
     sign_and_publish(&ledger, &published).await;
     loop {
@@ -97,6 +165,8 @@ pub async fn run(
             () = &mut shutdown => break,
         }
     }
+    // A prune in flight finishes on its blocking thread (its write is atomic either way).
+    pruner.abort();
     let published_size = published.borrow().as_ref().map(Published::size);
     if Some(ledger.tree_head().size) != published_size {
         sign_and_publish(&ledger, &published).await;
@@ -113,5 +183,135 @@ pub async fn wait_for(
     match tokio::time::timeout(timeout, wait).await {
         Ok(Ok(guard)) => guard.clone(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use veritrail_ledger::note::{KeyName, NoteSigner};
+    use veritrail_ledger::store::{self, Backend};
+
+    const ORIGIN: &str = "publisher.veritrail.example/log";
+
+    struct Running {
+        ledger: Arc<Ledger>,
+        committed: watch::Sender<TreeHead>,
+        published: watch::Receiver<Option<Published>>,
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn start(config: PublishConfig) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
+        let storage = store::open(Backend::Redb, dir.path()).unwrap();
+        let ledger = Arc::new(Ledger::open(storage, ORIGIN, signer).unwrap());
+        let (committed, committed_rx) = watch::channel(ledger.tree_head());
+        let (published_tx, published) = watch::channel(None);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            ledger.clone(),
+            committed_rx,
+            published_tx,
+            config,
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        Running {
+            ledger,
+            committed,
+            published,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// With the default settings a commit is published within a few tens of milliseconds of
+    /// landing, even right after the previous checkpoint (the closed-loop client's case). The
+    /// old default (100 ms) fails this.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_a_commit_within_tens_of_milliseconds() {
+        let mut running = start(PublishConfig::default());
+        assert!(
+            wait_for(&mut running.published, 0, Duration::from_secs(10))
+                .await
+                .is_some()
+        );
+        let mut latencies = Vec::new();
+        for i in 0..7u32 {
+            let ledger = running.ledger.clone();
+            let appended = tokio::task::spawn_blocking(move || {
+                ledger.append(&[format!("entry {i}").into_bytes()])
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            let landed = Instant::now();
+            running.committed.send_replace(appended.tree);
+            let published = wait_for(
+                &mut running.published,
+                appended.tree.size,
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("published within the bounded wait");
+            latencies.push(landed.elapsed());
+            assert_eq!(published.size(), appended.tree.size);
+            // What was published is what was stored, with the time it was signed.
+            assert_eq!(
+                running.ledger.checkpoint(appended.tree.size).unwrap(),
+                Some(published.checkpoint.note.clone())
+            );
+        }
+        latencies.sort_unstable();
+        let median = latencies[latencies.len() / 2];
+        assert!(
+            median <= Duration::from_millis(80),
+            "median {median:?} of {latencies:?}"
+        );
+        running.stop.send(()).unwrap();
+        running.task.await.unwrap();
+    }
+
+    /// A zero republish period (refused at startup by `validate`) does not make a library
+    /// caller's publisher spin: it runs with the clamped settings.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_settings_do_not_spin() {
+        let config = PublishConfig {
+            interval: Duration::ZERO,
+            republish: Duration::ZERO,
+        };
+        assert!(config.validate().is_err());
+        let mut running = start(config);
+        assert!(
+            wait_for(&mut running.published, 0, Duration::from_secs(10))
+                .await
+                .is_some()
+        );
+        running.published.mark_unchanged();
+        let mut signings = 0u32;
+        let window = tokio::time::sleep(Duration::from_millis(400));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                () = &mut window => break,
+                changed = running.published.changed() => {
+                    changed.unwrap();
+                    signings += 1;
+                }
+            }
+        }
+        // Clamped: an idle tree is re-signed at most once a second.
+        assert!(
+            signings <= 1,
+            "{signings} signings of an idle tree in 400 ms"
+        );
+        running.stop.send(()).unwrap();
+        running.task.await.unwrap();
     }
 }

@@ -112,7 +112,7 @@ pub(crate) struct AppendArgs {
     batch_max_delay: Duration,
     /// With --in-process: least time between two checkpoints, as
     /// `veritrail serve --checkpoint-interval`.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration, requires = "in_process")]
+    #[arg(long, default_value = "20ms", value_parser = parse_duration, requires = "in_process")]
     checkpoint_interval: Duration,
 }
 

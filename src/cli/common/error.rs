@@ -386,6 +386,9 @@ impl CliError {
             CliError::Listen { .. } => {
                 "pick another --listen address or stop whatever uses that port".into()
             }
+            CliError::ServerStart {
+                source: veritrail_server::StartError::Config(_),
+            } => "fix the setting named above (see `veritrail serve --help`)".into(),
             CliError::ServerStart { .. } => "check the data directory and the system's thread limits, then retry".into(),
             CliError::Serve { .. } => "see the log above".into(),
             CliError::Client { source } => client_hint(source).into(),

@@ -5,12 +5,16 @@ use std::path::Path;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{Backend, Store, decode_tree_head, decode_u64};
+use super::{Backend, CheckpointRecord, Store, decode_tree_head, decode_u64};
 use crate::error::Error;
 use crate::hash::TreeHead;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+/// Tree size (u64 BE) → when its checkpoint was first signed (Unix seconds, u64 BE).
+const CHECKPOINT_TIMES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoint_times");
+/// Tree size (u64 BE) → empty: checkpoints retention never removes.
+const CHECKPOINT_PINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoint_pins");
 // Format 1 kept the tree in these; read only to migrate.
 const TILES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tiles");
 const BUNDLES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bundles");
@@ -54,6 +58,8 @@ impl RedbStore {
             let map = |e: TableError| err("create tables")(e.into());
             txn.open_table(META).map_err(map)?;
             txn.open_table(CHECKPOINTS).map_err(map)?;
+            txn.open_table(CHECKPOINT_TIMES).map_err(map)?;
+            txn.open_table(CHECKPOINT_PINS).map_err(map)?;
         }
         txn.commit().map_err(|e| err("create tables")(e.into()))?;
         Ok(RedbStore {
@@ -94,12 +100,85 @@ impl Store for RedbStore {
         Backend::Redb
     }
 
-    fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
+    fn put_checkpoint(&self, size: u64, note: &[u8], signed_at: u64) -> Result<(), Error> {
+        let key = size.to_be_bytes();
         self.write("store checkpoint", |txn| {
-            txn.open_table(CHECKPOINTS)?
-                .insert(size.to_be_bytes().as_slice(), note)?;
+            txn.open_table(CHECKPOINTS)?.insert(key.as_slice(), note)?;
+            let mut times = txn.open_table(CHECKPOINT_TIMES)?;
+            if times.get(key.as_slice())?.is_none() {
+                times.insert(key.as_slice(), signed_at.to_be_bytes().as_slice())?;
+            }
             Ok(())
         })
+    }
+
+    fn checkpoint_records(&self, from: u64, limit: usize) -> Result<Vec<CheckpointRecord>, Error> {
+        let context = "read checkpoint records";
+        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let open = |t| txn.open_table(t).map_err(|e| err(context)(e.into()));
+        let (notes, times, pins) = (
+            open(CHECKPOINTS)?,
+            open(CHECKPOINT_TIMES)?,
+            open(CHECKPOINT_PINS)?,
+        );
+        let range = notes
+            .range(from.to_be_bytes().as_slice()..)
+            .map_err(|e| err(context)(e.into()))?;
+        let mut records = Vec::new();
+        for item in range.take(limit) {
+            let (key, _) = item.map_err(|e| err(context)(e.into()))?;
+            records.push(record(&times, &pins, key.value(), context)?);
+        }
+        Ok(records)
+    }
+
+    fn checkpoint_record_before(&self, size: u64) -> Result<Option<CheckpointRecord>, Error> {
+        let context = "read checkpoint records";
+        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let open = |t| txn.open_table(t).map_err(|e| err(context)(e.into()));
+        let (notes, times, pins) = (
+            open(CHECKPOINTS)?,
+            open(CHECKPOINT_TIMES)?,
+            open(CHECKPOINT_PINS)?,
+        );
+        let mut range = notes
+            .range(..size.to_be_bytes().as_slice())
+            .map_err(|e| err(context)(e.into()))?;
+        let Some(item) = range.next_back() else {
+            return Ok(None);
+        };
+        let (key, _) = item.map_err(|e| err(context)(e.into()))?;
+        record(&times, &pins, key.value(), context).map(Some)
+    }
+
+    fn remove_checkpoints(&self, sizes: &[u64]) -> Result<(), Error> {
+        self.write("remove checkpoints", |txn| {
+            let pins = txn.open_table(CHECKPOINT_PINS)?;
+            let mut notes = txn.open_table(CHECKPOINTS)?;
+            let mut times = txn.open_table(CHECKPOINT_TIMES)?;
+            for size in sizes {
+                let key = size.to_be_bytes();
+                if pins.get(key.as_slice())?.is_none() {
+                    notes.remove(key.as_slice())?;
+                    times.remove(key.as_slice())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn pin_checkpoint(&self, size: u64) -> Result<(), Error> {
+        self.write("pin checkpoint", |txn| {
+            txn.open_table(CHECKPOINT_PINS)?
+                .insert(size.to_be_bytes().as_slice(), [].as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn is_pinned(&self, size: u64) -> Result<bool, Error> {
+        Ok(self
+            .get(CHECKPOINT_PINS, &size.to_be_bytes(), "read checkpoint pin")?
+            .is_some())
     }
 
     fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
@@ -177,6 +256,27 @@ impl Store for RedbStore {
     }
 }
 
+/// The retention view of the checkpoint stored under `key`.
+fn record(
+    times: &redb::ReadOnlyTable<&[u8], &[u8]>,
+    pins: &redb::ReadOnlyTable<&[u8], &[u8]>,
+    key: &[u8],
+    context: &'static str,
+) -> Result<CheckpointRecord, Error> {
+    let size = decode_u64(key, "checkpoint size")?;
+    let signed_at = times
+        .get(key)
+        .map_err(|e| err(context)(e.into()))?
+        .map(|v| decode_u64(v.value(), "checkpoint signing time"))
+        .transpose()?;
+    let pinned = pins.get(key).map_err(|e| err(context)(e.into()))?.is_some();
+    Ok(CheckpointRecord {
+        size,
+        signed_at,
+        pinned,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -185,5 +285,10 @@ mod tests {
     #[test]
     fn passes_the_store_suite() {
         crate::store::tests::store_suite(&|p| Box::new(RedbStore::open(p).unwrap()));
+    }
+
+    #[test]
+    fn passes_the_retention_suite() {
+        crate::store::tests::retention_suite(&|p| Box::new(RedbStore::open(p).unwrap()));
     }
 }

@@ -4,12 +4,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Backend, Store, decode_tree_head, decode_u64};
+use super::{Backend, CheckpointRecord, Store, decode_tree_head, decode_u64};
 use crate::error::Error;
 use crate::hash::TreeHead;
 
 const META: u8 = b'm';
 const CHECKPOINTS: u8 = b'c';
+/// Tree size (u64 BE) → when its checkpoint was first signed (Unix seconds, u64 BE).
+const CHECKPOINT_TIMES: u8 = b's';
+/// Tree size (u64 BE) → empty: checkpoints retention never removes.
+const CHECKPOINT_PINS: u8 = b'p';
 // Format 1 kept the tree under these prefixes; read only to migrate.
 const TILES: u8 = b't';
 const BUNDLES: u8 = b'b';
@@ -85,6 +89,24 @@ impl SledStore {
             .map(|v| v.to_vec()))
     }
 
+    /// The retention view of the checkpoint stored under the full key `k`.
+    fn record(&self, k: &[u8], context: &'static str) -> Result<CheckpointRecord, Error> {
+        let size_bytes = k.get(1..).unwrap_or_default();
+        let size = decode_u64(size_bytes, "checkpoint size")?;
+        let signed_at = self
+            .get(&key(CHECKPOINT_TIMES, size_bytes), context)?
+            .map(|v| decode_u64(&v, "checkpoint signing time"))
+            .transpose()?;
+        let pinned = self
+            .get(&key(CHECKPOINT_PINS, size_bytes), context)?
+            .is_some();
+        Ok(CheckpointRecord {
+            size,
+            signed_at,
+            pinned,
+        })
+    }
+
     fn apply(&self, batch: sled::Batch, context: &'static str) -> Result<(), Error> {
         self.db
             .apply_batch(batch)
@@ -119,10 +141,69 @@ impl Store for SledStore {
         Backend::Sled
     }
 
-    fn put_checkpoint(&self, size: u64, note: &[u8]) -> Result<(), Error> {
+    fn put_checkpoint(&self, size: u64, note: &[u8], signed_at: u64) -> Result<(), Error> {
+        let context = "store checkpoint";
+        let size = size.to_be_bytes();
+        let time_key = key(CHECKPOINT_TIMES, &size);
         let mut batch = sled::Batch::default();
-        batch.insert(key(CHECKPOINTS, &size.to_be_bytes()), note);
-        self.apply(batch, "store checkpoint")
+        batch.insert(key(CHECKPOINTS, &size), note);
+        // The engine serializes signing, so nothing writes this key between the read and the
+        // batch.
+        if self.get(&time_key, context)?.is_none() {
+            batch.insert(time_key, signed_at.to_be_bytes().as_slice());
+        }
+        self.apply(batch, context)
+    }
+
+    fn checkpoint_records(&self, from: u64, limit: usize) -> Result<Vec<CheckpointRecord>, Error> {
+        let context = "read checkpoint records";
+        let start = key(CHECKPOINTS, &from.to_be_bytes());
+        let mut records = Vec::new();
+        for item in self.db.range(start..vec![CHECKPOINTS + 1]).take(limit) {
+            let (k, _) = item.map_err(|e| Error::storage(context, e))?;
+            records.push(self.record(&k, context)?);
+        }
+        Ok(records)
+    }
+
+    fn checkpoint_record_before(&self, size: u64) -> Result<Option<CheckpointRecord>, Error> {
+        let context = "read checkpoint records";
+        let end = key(CHECKPOINTS, &size.to_be_bytes());
+        let Some(item) = self.db.range(vec![CHECKPOINTS]..end).next_back() else {
+            return Ok(None);
+        };
+        let (k, _) = item.map_err(|e| Error::storage(context, e))?;
+        self.record(&k, context).map(Some)
+    }
+
+    fn remove_checkpoints(&self, sizes: &[u64]) -> Result<(), Error> {
+        let context = "remove checkpoints";
+        let mut batch = sled::Batch::default();
+        for size in sizes {
+            let size = size.to_be_bytes();
+            // The engine serializes pinning and pruning, so no pin lands between the read and
+            // the batch.
+            if self.get(&key(CHECKPOINT_PINS, &size), context)?.is_none() {
+                batch.remove(key(CHECKPOINTS, &size));
+                batch.remove(key(CHECKPOINT_TIMES, &size));
+            }
+        }
+        self.apply(batch, context)
+    }
+
+    fn pin_checkpoint(&self, size: u64) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        batch.insert(key(CHECKPOINT_PINS, &size.to_be_bytes()), &[][..]);
+        self.apply(batch, "pin checkpoint")
+    }
+
+    fn is_pinned(&self, size: u64) -> Result<bool, Error> {
+        Ok(self
+            .get(
+                &key(CHECKPOINT_PINS, &size.to_be_bytes()),
+                "read checkpoint pin",
+            )?
+            .is_some())
     }
 
     fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
@@ -199,5 +280,10 @@ mod tests {
     #[test]
     fn passes_the_store_suite() {
         crate::store::tests::store_suite(&|p| Box::new(SledStore::open(p).unwrap()));
+    }
+
+    #[test]
+    fn passes_the_retention_suite() {
+        crate::store::tests::retention_suite(&|p| Box::new(SledStore::open(p).unwrap()));
     }
 }

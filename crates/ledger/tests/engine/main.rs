@@ -5,6 +5,7 @@
 mod differential;
 mod model;
 mod recovery;
+mod retention;
 mod storage;
 
 use ed25519_dalek::SigningKey;

@@ -263,7 +263,7 @@ fn a_forked_checkpoint_in_the_store_is_refused_on_open() {
         };
         store
             .kv()
-            .put_checkpoint(5, &fork.sign(&signer()).unwrap().to_bytes())
+            .put_checkpoint(5, &fork.sign(&signer()).unwrap().to_bytes(), 0)
             .unwrap();
         let err = Ledger::open(store, ORIGIN, signer()).unwrap_err();
         assert!(

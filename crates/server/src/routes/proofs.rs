@@ -200,8 +200,9 @@ pub(crate) async fn entry(
     path = "/v1/checkpoints/{size}",
     tag = "proofs",
     summary = "The signed checkpoint of a given tree size, from the history",
-    description = "Every checkpoint the log signed is kept, keyed by size; not every size has \
-one. Served `Cache-Control: public, max-age=31536000, immutable`. Role: `audit` or `admin`.",
+    description = "Checkpoints the log signed, keyed by size: every one from the last hour, \
+then the first of each minute for 7 days, then the first of each hour (plus the latest and any \
+pinned one); not every size has one. Served `Cache-Control: public, max-age=31536000, immutable`. Role: `audit` or `admin`.",
     params(
         ("size" = u64, Path, description = "Tree size (canonical decimal)"),
     ),
