@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Default memory budget of the idempotency store: 64 MiB, which holds 458,752 keys of any
+/// length (see `crate::idempotency::max_records`).
+pub const DEFAULT_IDEMPOTENCY_BUDGET: usize = 64 << 20;
 /// How appends are gathered into one durable commit (group commit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
@@ -180,7 +183,7 @@ impl Default for LimitsConfig {
             max_batch_entries: veritrail_api::limits::MAX_BATCH_ENTRIES,
             request_timeout: Duration::from_secs(30),
             idempotency_window: Duration::from_secs(24 * 3600),
-            idempotency_budget: crate::idempotency::DEFAULT_BUDGET,
+            idempotency_budget: DEFAULT_IDEMPOTENCY_BUDGET,
             idempotency_journal: None,
         }
     }

@@ -238,7 +238,7 @@ pub enum Internal {
     /// The idempotency journal could not make the batch's keys durable; nothing of the
     /// batch was appended.
     #[error("idempotency journal: {0}")]
-    IdempotencyJournal(#[source] Arc<crate::idempotency::journal::JournalError>),
+    IdempotencyJournal(#[source] Arc<JournalError>),
 }
 
 /// Why [`crate::Server::start`] failed.
@@ -250,7 +250,7 @@ pub enum StartError {
     CommitterThread(#[source] std::io::Error),
     /// The idempotency journal could not be opened or read.
     #[error("cannot open the idempotency journal: {0}")]
-    IdempotencyJournal(#[source] crate::idempotency::journal::JournalError),
+    IdempotencyJournal(#[source] JournalError),
     /// A setting the server cannot run with.
     #[error("invalid configuration: {0}")]
     Config(#[source] crate::config::ConfigError),
@@ -411,4 +411,38 @@ mod tests {
             "no such endpoint; see /openapi.json"
         );
     }
+}
+
+/// Why the idempotency journal (`crate::idempotency::journal`) cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// Reading, writing, syncing or renaming failed.
+    #[error("idempotency journal {path}: cannot {action}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not start with the journal's magic `VTIDEMJ1`: it is not a journal (of
+    /// this format).
+    #[error("{path} is not an idempotency journal (format 1): it does not start with \"VTIDEMJ1\"")]
+    NotAJournal {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The file is larger than the journal's size limit.
+    #[error("idempotency journal {path} is {size} bytes; at most {max} are accepted")]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
 }

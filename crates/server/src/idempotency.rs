@@ -34,15 +34,12 @@ use tokio::sync::watch;
 use veritrail_ledger::Ledger;
 use veritrail_ledger::bundle::{BUNDLE_ENTRIES, decode_bundle};
 
-use crate::error::ApiError;
 use journal::{Journal, JournalError};
 
 /// Longest `Idempotency-Key` accepted, in bytes (the API's limit, shared with clients).
 pub use veritrail_api::limits::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
 
-/// Default memory budget of the store: 64 MiB, which holds 458,752 keys of any length
-/// (see [`max_records`]).
-pub const DEFAULT_BUDGET: usize = 64 << 20;
+pub use crate::config::DEFAULT_IDEMPOTENCY_BUDGET as DEFAULT_BUDGET;
 
 /// Smallest budget accepted: 64 KiB still holds several hundred keys.
 pub const MIN_BUDGET: usize = 64 << 10;
@@ -391,17 +388,30 @@ impl std::fmt::Debug for Idempotency {
     }
 }
 
+/// Why a claim was refused (answered as `invalid_parameter`, `idempotency_conflict` or
+/// `timeout`; the mapping to responses is in `crate::error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// The header value is not 1 to 255 visible ASCII characters.
+    #[error("must be 1 to {MAX_KEY_LEN} visible ASCII characters")]
+    BadKey,
+    /// The key was used in this scope with other entries.
+    #[error("idempotency key {0:?} was already used with other entries")]
+    Conflict(String),
+    /// The first request with this key did not finish in time.
+    #[error("the first request with this key did not finish in time")]
+    Timeout,
+}
+
 /// Checks a header value: 1 to 255 visible ASCII characters.
 ///
 /// # Errors
-/// [`ApiError::InvalidParameter`] otherwise.
-pub fn validate_key(value: &[u8]) -> Result<String, ApiError> {
+/// [`ClaimError::BadKey`] otherwise.
+pub fn validate_key(value: &[u8]) -> Result<String, ClaimError> {
     if value.is_empty() || value.len() > MAX_KEY_LEN || !value.iter().all(|b| b.is_ascii_graphic())
     {
-        return Err(ApiError::param(
-            veritrail_api::media::IDEMPOTENCY_KEY_HEADER,
-            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
-        ));
+        return Err(ClaimError::BadKey);
     }
     Ok(String::from_utf8_lossy(value).into_owned())
 }
@@ -529,15 +539,15 @@ impl Idempotency {
     /// flight.
     ///
     /// # Errors
-    /// [`ApiError::IdempotencyConflict`] if the key was used in this scope with another
-    /// fingerprint; [`ApiError::Timeout`] if the first request did not finish in time.
+    /// [`ClaimError::Conflict`] if the key was used in this scope with another
+    /// fingerprint; [`ClaimError::Timeout`] if the first request did not finish in time.
     pub async fn claim(
         &self,
         scope: &Scope,
         key: String,
         fingerprint: [u8; 32],
         timeout: Duration,
-    ) -> Result<Claim, ApiError> {
+    ) -> Result<Claim, ClaimError> {
         let id = KeyId::new(scope, &key);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -552,13 +562,13 @@ impl Idempotency {
                     .filter(|r| now.saturating_sub(r.created_ms) <= window_ms)
                 {
                     if record.fingerprint != fingerprint {
-                        return Err(ApiError::IdempotencyConflict(key));
+                        return Err(ClaimError::Conflict(key));
                     }
                     return Ok(Claim::Replay(record.indices()));
                 }
                 match inner.pending.get(&id) {
                     Some(pending) if pending.fingerprint != fingerprint => {
-                        return Err(ApiError::IdempotencyConflict(key));
+                        return Err(ClaimError::Conflict(key));
                     }
                     Some(pending) => pending.outcome.clone(),
                     None => {
@@ -581,7 +591,7 @@ impl Idempotency {
                 tokio::time::timeout_at(deadline, waiting.wait_for(|o| *o != Outcome::Pending))
                     .await;
             match settled {
-                Err(_) => return Err(ApiError::Timeout),
+                Err(_) => return Err(ClaimError::Timeout),
                 Ok(Ok(outcome)) => {
                     if let Outcome::Done(range) = &*outcome {
                         return Ok(Claim::Replay(range.clone()));
@@ -672,3 +682,17 @@ impl BundleCache {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests;
+
+impl From<ClaimError> for crate::error::ApiError {
+    fn from(err: ClaimError) -> Self {
+        use ClaimError as C;
+        match err {
+            C::BadKey => crate::error::ApiError::param(
+                veritrail_api::media::IDEMPOTENCY_KEY_HEADER,
+                C::BadKey.to_string(),
+            ),
+            C::Conflict(key) => crate::error::ApiError::IdempotencyConflict(key),
+            C::Timeout => crate::error::ApiError::Timeout,
+        }
+    }
+}

@@ -53,38 +53,7 @@ pub const MAX_JOURNAL_BYTES: u64 = 1 << 30;
 /// Compaction is not worth a rewrite below this many records in the file.
 const COMPACT_MIN_RECORDS: u64 = 4096;
 
-/// Why the journal cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum JournalError {
-    /// Reading, writing, syncing or renaming failed.
-    #[error("idempotency journal {path}: cannot {action}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file does not start with [`MAGIC`]: it is not a journal (of this format).
-    #[error("{path} is not an idempotency journal (format 1): it does not start with {MAGIC:?}")]
-    NotAJournal {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The file is larger than [`MAX_JOURNAL_BYTES`].
-    #[error("idempotency journal {path} is {size} bytes; at most {max} are accepted")]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-        /// The limit.
-        max: u64,
-    },
-}
+pub use crate::error::JournalError;
 
 /// Encodes `record` as [`RECORD_LEN`] bytes.
 pub fn encode_record(record: &Record) -> [u8; RECORD_LEN] {

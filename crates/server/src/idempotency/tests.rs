@@ -40,7 +40,7 @@ async fn same_key_same_body_replays_and_other_body_conflicts() {
     assert_eq!(replay(&cache, &s, "k", b"body").await, 5..6);
     assert!(matches!(
         cache.claim(&s, "k".into(), fp(b"other"), T).await,
-        Err(ApiError::IdempotencyConflict(k)) if k == "k"
+        Err(ClaimError::Conflict(k)) if k == "k"
     ));
 }
 
@@ -89,7 +89,7 @@ async fn a_concurrent_retry_waits_for_the_first() {
     // A different body while the first is in flight is a conflict at once.
     assert!(matches!(
         cache.claim(&s, "k".into(), fp(b"c"), T).await,
-        Err(ApiError::IdempotencyConflict(_))
+        Err(ClaimError::Conflict(_))
     ));
     ticket.finish(&cache, Some(1..3));
     assert!(matches!(waiter.await.unwrap().unwrap(), Claim::Replay(r) if r == (1..3)));
