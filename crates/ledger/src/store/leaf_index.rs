@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::hash::{HASH_SIZE, Hash};
 
 /// Leaves gathered before the indexer writes a run (it also writes a smaller one once appends
-/// pause for [`IDLE`]).
+/// pause for 200 ms).
 pub const RUN_MIN: u64 = 4096;
 /// Most leaves one new run takes (a rebuild writes runs of this size, then merges them).
 const RUN_MAX: u64 = 1 << 20;
