@@ -73,6 +73,8 @@ pub struct Appended {
     pub indices: Range<u64>,
     /// The committed tree head after the batch.
     pub tree: TreeHead,
+    /// The leaf hash of each entry of the batch, in order (computed once, by the commit).
+    pub leaf_hashes: Vec<Hash>,
 }
 
 /// What [`Ledger::audit`] checked.
@@ -333,9 +335,11 @@ impl Ledger {
                 Err(err) => tracing::warn!(error = %err, "cannot sync the derived tile files"),
             }
         }
+        let leaf_hashes = writer.scratch.leaf_hashes();
         Ok(Appended {
             indices: start..tree.size,
             tree,
+            leaf_hashes,
         })
     }
 

@@ -40,11 +40,41 @@ pub(crate) async fn count_status(
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let response = next.run(request).await;
+    let status = response.status();
+    let status: metrics::SharedString = match status_label(status.as_u16()) {
+        Some(label) => label.into(),
+        None => status.as_u16().to_string().into(),
+    };
     metrics::counter!(
         "veritrail_http_responses_total",
         "route" => route,
-        "status" => response.status().as_u16().to_string()
+        "status" => status
     )
     .increment(1);
     response
+}
+
+/// The label of the statuses the server answers with, without an allocation per request.
+fn status_label(status: u16) -> Option<&'static str> {
+    Some(match status {
+        200 => "200",
+        204 => "204",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        414 => "414",
+        415 => "415",
+        422 => "422",
+        431 => "431",
+        500 => "500",
+        503 => "503",
+        507 => "507",
+        _ => return None,
+    })
 }

@@ -37,6 +37,8 @@ pub struct Committed {
     pub indices: Range<u64>,
     /// The committed tree head right after the batch that held them.
     pub tree: TreeHead,
+    /// The leaf hash of each of the request's entries, in order.
+    pub leaf_hashes: Vec<veritrail_ledger::Hash>,
 }
 
 /// A queued request.
@@ -403,13 +405,21 @@ impl Committer {
                     .increment(entries.len() as u64);
                 metrics::gauge!("veritrail_tree_size").set(appended.tree.size as f64);
                 let mut next = appended.indices.start;
+                let mut hashes = appended.leaf_hashes.chunks_exact(1);
                 for job in batch {
                     let indices = next..next + job.entries.len() as u64;
                     next = indices.end;
+                    let leaf_hashes = hashes
+                        .by_ref()
+                        .take(job.entries.len())
+                        .flatten()
+                        .copied()
+                        .collect();
                     // A requester that gave up (timeout, disconnect) simply does not listen.
                     let _ = job.reply.send(Ok(Committed {
                         indices,
                         tree: appended.tree,
+                        leaf_hashes,
                     }));
                 }
                 self.committed.send_replace(appended.tree);

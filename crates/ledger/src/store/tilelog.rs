@@ -782,6 +782,18 @@ fn range_append(range: &mut CompactRange, nodes: &mut Vec<Vec<u8>>, leaf: Hash) 
 }
 
 impl Scratch {
+    /// The leaf hashes of the last batch appended (its level-0 nodes, in order).
+    pub(crate) fn leaf_hashes(&self) -> Vec<Hash> {
+        self.nodes
+            .first()
+            .map(|row| {
+                row.chunks_exact(HASH_SIZE)
+                    .filter_map(|h| Hash::try_from_slice(h).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn clear_derived(&mut self) {
         self.nodes.iter_mut().for_each(Vec::clear);
         self.bundle_offsets.clear();

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use veritrail_api::media::{IDEMPOTENCY_KEY_HEADER, WAIT_PUBLISHED};
 use veritrail_api::{AppendResponse, AppendedEntry, ErrorBody};
-use veritrail_ledger::leaf_hash;
 use veritrail_ledger::note::Note;
 use veritrail_ledger::receipt::Receipt;
+use veritrail_ledger::{Hash, leaf_hash};
 
 use crate::AppState;
 use crate::auth::Appender;
@@ -115,13 +115,15 @@ pub(crate) async fn append(
                 Claim::Fresh(ticket) => Some(ticket),
                 Claim::Replay(indices) => {
                     metrics::counter!("veritrail_append_replayed_total").increment(1);
-                    return respond(&state, indices, &entries, batch, wait_published).await;
+                    let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+                    return respond(&state, indices, &hashes, batch, wait_published).await;
                 }
             }
         }
     };
     let keyed = ticket.as_ref().map(|ticket| ticket.keyed());
-    let receiver = match state.sequencer.submit_keyed(entries.clone(), keyed) {
+    let count = entries.len();
+    let receiver = match state.sequencer.submit_keyed(entries, keyed) {
         Ok(receiver) => receiver,
         Err(err) => {
             if let Some(ticket) = ticket {
@@ -156,23 +158,33 @@ pub(crate) async fn append(
             })??
         }
     };
-    respond(&state, committed.indices, &entries, batch, wait_published).await
+    if committed.leaf_hashes.len() != count {
+        return Err(Internal::EmptyResult.into());
+    }
+    respond(
+        &state,
+        committed.indices,
+        &committed.leaf_hashes,
+        batch,
+        wait_published,
+    )
+    .await
 }
 
-/// Builds the append response for entries committed at `indices`.
+/// Builds the append response for entries with leaf hashes `hashes` committed at `indices`.
 async fn respond(
     state: &AppState,
     indices: std::ops::Range<u64>,
-    entries: &[Bytes],
+    hashes: &[Hash],
     batch: bool,
     wait_published: bool,
 ) -> Result<Response, ApiError> {
     let mut out: Vec<AppendedEntry> = indices
         .clone()
-        .zip(entries)
-        .map(|(index, entry)| AppendedEntry {
+        .zip(hashes)
+        .map(|(index, hash)| AppendedEntry {
             index,
-            leaf_hash: leaf_hash(entry).to_base64(),
+            leaf_hash: hash.to_base64(),
             checkpoint: None,
             inclusion_proof: None,
             receipt: None,
