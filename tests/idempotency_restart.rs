@@ -6,9 +6,13 @@
 //! The child process is killed by a drop guard, also when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod support;
+
+use support::ChildGuard;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -20,16 +24,6 @@ const DEADLINE: Duration = Duration::from_secs(60);
 const BATCH: &str = "application/x-veritrail-entries";
 const TOKEN_A: &str = "vt_idempotency_agent_a";
 const TOKEN_B: &str = "vt_idempotency_agent_b";
-
-/// Kills (SIGKILL) and reaps the child when dropped.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A running `veritrail serve`: its guard, base URL and the tree size it printed at start.
 struct Server {

@@ -18,7 +18,7 @@ use crate::hash::{HASH_SIZE, Hash, TreeHead, leaf_hash};
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::proof;
 use crate::store::leaf_index::{IndexStatus, LeafIndex, Lookup};
-use crate::store::tilelog::{self, LogEnd, Scratch, TileLog};
+use crate::store::tilelog::{self, LogEnd, Scratch, TileLog, split_hashes};
 use crate::store::{CheckpointRecord, FORMAT, FORMAT_KEY, Storage, Store};
 use crate::tile::{TileId, TileKind, entry_bundle_width, hash_tile_width};
 use crate::tree::{self, CompactRange};
@@ -492,7 +492,7 @@ impl Ledger {
                 let parent = self.hash_tile(level + 1, parent_index, width)?;
                 for (i, stored) in parent.chunks_exact(HASH_SIZE).enumerate() {
                     let index = parent_index * 256 + i as u64;
-                    let tile = hashes(&self.hash_tile(level, index, 256)?);
+                    let tile = split_hashes(&self.hash_tile(level, index, 256)?);
                     let computed = tree::perfect_subtree_root(&tile);
                     if computed.as_ref().map(Hash::as_bytes).map(|h| h.as_slice()) != Some(stored) {
                         return Err(Error::corrupted(format!(
@@ -842,12 +842,4 @@ fn migrate(
     kv.drop_legacy()?;
     tracing::info!(size = head.size, "migrated the store to format 2");
     Ok(())
-}
-
-/// Splits tile bytes into hashes (a trailing partial hash is ignored).
-fn hashes(bytes: &[u8]) -> Vec<Hash> {
-    bytes
-        .chunks_exact(HASH_SIZE)
-        .filter_map(|c| Hash::try_from_slice(c).ok())
-        .collect()
 }

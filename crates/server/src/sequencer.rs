@@ -405,16 +405,11 @@ impl Committer {
                     .increment(entries.len() as u64);
                 metrics::gauge!("veritrail_tree_size").set(appended.tree.size as f64);
                 let mut next = appended.indices.start;
-                let mut hashes = appended.leaf_hashes.chunks_exact(1);
+                let mut hashes = appended.leaf_hashes.into_iter();
                 for job in batch {
                     let indices = next..next + job.entries.len() as u64;
                     next = indices.end;
-                    let leaf_hashes = hashes
-                        .by_ref()
-                        .take(job.entries.len())
-                        .flatten()
-                        .copied()
-                        .collect();
+                    let leaf_hashes = hashes.by_ref().take(job.entries.len()).collect();
                     // A requester that gave up (timeout, disconnect) simply does not listen.
                     let _ = job.reply.send(Ok(Committed {
                         indices,

@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::tilelog::{TileLog, create_private_dir, open_private, sync_dir};
+use super::tilelog::{TileLog, create_private_dir, io, open_private, sync_dir};
 use crate::error::Error;
 use crate::hash::{HASH_SIZE, Hash};
 
@@ -125,10 +125,6 @@ pub(crate) enum Lookup {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::io(context, e)
 }
 
 fn prefix(hash: &[u8]) -> u32 {
@@ -396,7 +392,7 @@ impl LeafIndex {
     }
 
     fn indexed(&self) -> u64 {
-        self.shared.snapshot().indexed
+        self.shared.indexed()
     }
 
     /// How far the index is.
@@ -466,6 +462,14 @@ impl Drop for LeafIndex {
 }
 
 impl Shared {
+    /// Leaves covered by runs (read on every commit: no copy of the run list).
+    fn indexed(&self) -> u64 {
+        self.runs
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .indexed
+    }
+
     /// The current runs (cheap: the runs are shared).
     fn snapshot(&self) -> Runs {
         self.runs

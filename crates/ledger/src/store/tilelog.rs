@@ -107,7 +107,16 @@ pub(crate) struct Scratch {
     bundle_offsets: Vec<u8>,
 }
 
-fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+/// Splits concatenated 32-byte hashes (a trailing partial hash is ignored).
+pub(crate) fn split_hashes(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(HASH_SIZE)
+        .filter_map(|h| Hash::try_from_slice(h).ok())
+        .collect()
+}
+
+/// Maps an I/O error to [`Error::Io`] with what was being done.
+pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
@@ -617,10 +626,11 @@ impl TileLog {
                     .extend_from_slice(&offset.to_be_bytes());
             }
             scratch.frames.extend_from_slice(&[0u8; FRAME_HEADER]);
-            for entry in chunk {
+            for (i, entry) in chunk.iter().enumerate() {
                 let entry = entry.as_ref();
+                // `Ledger::append` validated the batch; this only keeps the encoding total.
                 let len = u16::try_from(entry.len()).map_err(|_| Error::EntryTooLarge {
-                    position: 0,
+                    position: (size - end.size) as usize + i,
                     size: entry.len(),
                 })?;
                 scratch.frames.extend_from_slice(&len.to_be_bytes());
@@ -786,11 +796,7 @@ impl Scratch {
     pub(crate) fn leaf_hashes(&self) -> Vec<Hash> {
         self.nodes
             .first()
-            .map(|row| {
-                row.chunks_exact(HASH_SIZE)
-                    .filter_map(|h| Hash::try_from_slice(h).ok())
-                    .collect()
-            })
+            .map(|row| split_hashes(row))
             .unwrap_or_default()
     }
 
@@ -823,10 +829,7 @@ impl HashTileReader for LevelReader<'_> {
         let bytes = self
             .log
             .level_hashes(level, index * 256, usize::from(width))?;
-        Ok(bytes
-            .chunks_exact(HASH_SIZE)
-            .filter_map(|c| Hash::try_from_slice(c).ok())
-            .collect())
+        Ok(split_hashes(&bytes))
     }
 }
 
