@@ -62,13 +62,25 @@ pub enum ErrorCode {
     IndexCatchingUp,
     /// 408: the request took longer than the server allows.
     Timeout,
+    /// 431: the request's header section is larger than the server reads.
+    HeadersTooLarge,
+    /// 500: stored data failed its check against the Merkle tree (an entry that does not hash
+    /// to its leaf hash); the server never serves such bytes, logs the index and fails
+    /// `/readyz`.
+    Corrupted,
+    /// 503 with `Retry-After`: the store cannot write (an I/O error other than a full disk);
+    /// nothing was appended, the server is reopening the store.
+    StoreUnavailable,
+    /// 507 with `Retry-After`: the disk is full; nothing was appended. Appends succeed again
+    /// once space is freed, without a restart.
+    InsufficientStorage,
     /// 500: an internal fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -84,6 +96,10 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::IndexCatchingUp,
         ErrorCode::Timeout,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::Corrupted,
+        ErrorCode::StoreUnavailable,
+        ErrorCode::InsufficientStorage,
         ErrorCode::Internal,
     ];
 
@@ -105,6 +121,10 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::IndexCatchingUp => "index_catching_up",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::Corrupted => "corrupted",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::InsufficientStorage => "insufficient_storage",
             ErrorCode::Internal => "internal",
         }
     }
@@ -122,20 +142,27 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
-            ErrorCode::Internal => 500,
-            ErrorCode::Overloaded | ErrorCode::ShuttingDown | ErrorCode::IndexCatchingUp => 503,
+            ErrorCode::HeadersTooLarge => 431,
+            ErrorCode::Internal | ErrorCode::Corrupted => 500,
+            ErrorCode::Overloaded
+            | ErrorCode::ShuttingDown
+            | ErrorCode::IndexCatchingUp
+            | ErrorCode::StoreUnavailable => 503,
+            ErrorCode::InsufficientStorage => 507,
         }
     }
 
     /// Whether the same request may succeed later (`overloaded`, `shutting_down`,
-    /// `index_catching_up`, `timeout`): the server appended nothing, or the client may retry
-    /// with its idempotency key.
+    /// `index_catching_up`, `store_unavailable`, `insufficient_storage`, `timeout`): the
+    /// server appended nothing, or the client may retry with its idempotency key.
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
             ErrorCode::Overloaded
                 | ErrorCode::ShuttingDown
                 | ErrorCode::IndexCatchingUp
+                | ErrorCode::StoreUnavailable
+                | ErrorCode::InsufficientStorage
                 | ErrorCode::Timeout
         )
     }

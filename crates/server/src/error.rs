@@ -96,6 +96,30 @@ pub enum ApiError {
     /// The request took longer than the server allows.
     #[error("the request timed out")]
     Timeout,
+    /// The request's header section is larger than the server reads.
+    #[error("the request's headers exceed {limit} bytes")]
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Stored data failed its check against the Merkle tree; it is not served.
+    #[error("stored data failed verification and is not served: {what}")]
+    Corrupted {
+        /// What failed, naming the entry or tile.
+        what: String,
+    },
+    /// The store cannot write (an I/O error other than a full disk); nothing was appended.
+    #[error("the store cannot write right now; nothing was appended, retry after {retry_after} s")]
+    StoreUnavailable {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The disk is full; nothing was appended.
+    #[error("the disk holding the log is full; nothing was appended, retry after {retry_after} s")]
+    InsufficientStorage {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// An internal fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(#[from] Internal),
@@ -275,6 +299,10 @@ impl ApiError {
             ApiError::ShuttingDown => ErrorCode::ShuttingDown,
             ApiError::IndexCatchingUp { .. } => ErrorCode::IndexCatchingUp,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            ApiError::Corrupted { .. } => ErrorCode::Corrupted,
+            ApiError::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,
+            ApiError::InsufficientStorage { .. } => ErrorCode::InsufficientStorage,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -312,6 +340,7 @@ impl From<veritrail_ledger::Error> for ApiError {
             E::EntryTooLarge { position, size } => {
                 ApiError::InvalidEntry(InvalidEntry::TooLarge { position, size })
             }
+            E::Corrupted { what } => ApiError::Corrupted { what },
             other => ApiError::Internal(Internal::Ledger(other)),
         }
     }
@@ -341,6 +370,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(detail = %chain(detail), "internal error");
                 "internal server error; the detail is in the server log".to_owned()
             }
+            ApiError::Corrupted { what } => {
+                tracing::error!(%what, "refused to serve stored data that failed verification");
+                self.to_string()
+            }
             other => other.to_string(),
         };
         let body = ErrorBody {
@@ -351,6 +384,8 @@ impl IntoResponse for ApiError {
         let retry_after = match self {
             ApiError::Overloaded { retry_after } => Some(retry_after),
             ApiError::IndexCatchingUp { .. } => Some(1),
+            ApiError::StoreUnavailable { retry_after }
+            | ApiError::InsufficientStorage { retry_after } => Some(retry_after),
             _ => None,
         };
         if let Some(retry_after) = retry_after

@@ -249,6 +249,10 @@ mod tests {
                 size: 70_000,
             },
             ApiError::Timeout,
+            ApiError::HeadersTooLarge { limit: 1 },
+            ApiError::Corrupted { what: "e".into() },
+            ApiError::StoreUnavailable { retry_after: 1 },
+            ApiError::InsufficientStorage { retry_after: 1 },
             ApiError::Internal(Internal::CommitterStopped),
         ];
         for sample in &samples {
@@ -268,6 +272,10 @@ mod tests {
                 | ApiError::ShuttingDown
                 | ApiError::IndexCatchingUp { .. }
                 | ApiError::Timeout
+                | ApiError::HeadersTooLarge { .. }
+                | ApiError::Corrupted { .. }
+                | ApiError::StoreUnavailable { .. }
+                | ApiError::InsufficientStorage { .. }
                 | ApiError::Internal(_) => {}
             }
         }
