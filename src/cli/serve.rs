@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use veritrail_server::auth::{Auth, Role, TokenFile, generate_token, token_entry};
-use veritrail_server::config::{BatchConfig, LimitsConfig, PublishConfig};
+use veritrail_server::config::{BatchConfig, ConnectionConfig, LimitsConfig, PublishConfig};
 use veritrail_server::{Server, ServerConfig};
 
 use crate::cli::common::datadir::DataArgs;
@@ -75,6 +75,21 @@ pub(crate) struct ServeArgs {
     /// oldest keys are forgotten first when it is full. 64 MiB holds 458,752 keys.
     #[arg(long, default_value = "64MiB", value_parser = parse_budget)]
     idempotency_budget: usize,
+    /// Time a connection has to send a complete request head, from when it opens or its
+    /// previous response was sent; closes slow and idle keep-alive connections (100ms to 10m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_timeout: Duration,
+    /// Most connections served at once (default: the open-files limit, raised to its hard
+    /// limit at start, minus 256). At the cap the longest-idle connection is closed to make
+    /// room for a new one.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Requests served on one connection before it is closed.
+    #[arg(long, default_value_t = ConnectionConfig::default().max_requests_per_connection)]
+    max_requests_per_connection: u64,
+    /// Largest request target and largest header section, in bytes (1 KiB to 1 MiB).
+    #[arg(long, default_value_t = ConnectionConfig::default().max_header_bytes)]
+    max_header_bytes: usize,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -200,11 +215,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
     init_logging(&args.log_format)?;
     let config = ServerConfig {
         batch: BatchConfig {
-            max_entries: args.batch_max_entries.max(1),
-            max_bytes: args.batch_max_bytes.max(1),
+            max_entries: args.batch_max_entries,
+            max_bytes: args.batch_max_bytes,
             max_delay: args.batch_max_delay,
-            queue_entries: args.queue_max_entries.max(1),
-            queue_bytes: args.queue_max_bytes.max(1),
+            queue_entries: args.queue_max_entries,
+            queue_bytes: args.queue_max_bytes,
         },
         publish: PublishConfig {
             interval: args.checkpoint_interval,
@@ -218,13 +233,19 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             idempotency_journal: Some(args.data.data.join(IDEMPOTENCY_JOURNAL_FILE)),
             ..LimitsConfig::default()
         },
+        connections: ConnectionConfig {
+            header_timeout: args.header_timeout,
+            max_connections: args.max_connections,
+            max_requests_per_connection: args.max_requests_per_connection,
+            max_header_bytes: args.max_header_bytes,
+        },
         public_read: args.public_read,
         no_auth: args.no_auth,
     };
     // Before anything is created or bound.
     config.validate().map_err(|err| CliError::Usage {
         message: err.to_string(),
-        hint: "--checkpoint-interval takes 1ms to 60s (default 20ms); --checkpoint-republish takes 1s to 24h (default 10s) and at least the interval".into(),
+        hint: "`veritrail serve --help` gives every setting's range and default".into(),
     })?;
     let runtime = runtime()?;
     if args.no_auth && !args.listen.ip().is_loopback() {
@@ -316,6 +337,10 @@ mod tests {
         assert_eq!(
             args.checkpoint_republish,
             PublishConfig::default().republish
+        );
+        assert_eq!(
+            args.header_timeout,
+            ConnectionConfig::default().header_timeout
         );
     }
 

@@ -62,6 +62,8 @@ pub enum ErrorCode {
     IndexCatchingUp,
     /// 408: the request took longer than the server allows.
     Timeout,
+    /// 414: the request's target (path and query) is longer than the server reads.
+    UriTooLong,
     /// 431: the request's header section is larger than the server reads.
     HeadersTooLarge,
     /// 500: stored data failed its check against the Merkle tree (an entry that does not hash
@@ -80,7 +82,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -96,6 +98,7 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::IndexCatchingUp,
         ErrorCode::Timeout,
+        ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::Corrupted,
         ErrorCode::StoreUnavailable,
@@ -121,6 +124,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::IndexCatchingUp => "index_catching_up",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Corrupted => "corrupted",
             ErrorCode::StoreUnavailable => "store_unavailable",
@@ -142,6 +146,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
+            ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal | ErrorCode::Corrupted => 500,
             ErrorCode::Overloaded

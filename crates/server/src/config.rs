@@ -145,6 +145,18 @@ pub enum ConfigError {
         /// [`PublishConfig::MAX_REPUBLISH`].
         max: Duration,
     },
+    /// A setting outside the range the server runs with.
+    #[error("{setting} = {got} is out of range: it must be from {min} to {max}")]
+    OutOfRange {
+        /// The setting's name, as the `veritrail serve` flag says it.
+        setting: &'static str,
+        /// The configured value.
+        got: String,
+        /// Smallest accepted value.
+        min: String,
+        /// Largest accepted value.
+        max: String,
+    },
     /// The republish period is shorter than the interval.
     #[error(
         "the checkpoint republish period {republish:?} is shorter than the checkpoint interval {interval:?}"
@@ -189,6 +201,46 @@ impl Default for LimitsConfig {
     }
 }
 
+/// How connections are accepted, bounded and closed (see `docs/operations.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// Time a connection has to deliver a complete request head, counted from when it opens
+    /// or from when its previous response was sent. It closes zero-byte, partial-head,
+    /// byte-at-a-time and idle keep-alive connections alike.
+    pub header_timeout: Duration,
+    /// Most connections served at once. `None`: the process's open-files limit (raised to
+    /// its hard limit at start) minus [`ConnectionConfig::RESERVED_FILES`], at most
+    /// [`ConnectionConfig::MAX_CONNECTIONS`]. At the cap, a new connection closes the
+    /// connection that has been idle the longest, so a flood of idle connections never keeps
+    /// a real request out.
+    pub max_connections: Option<usize>,
+    /// Requests served on one connection before it is closed (the last response carries
+    /// `Connection: close`).
+    pub max_requests_per_connection: u64,
+    /// Largest request header section (names, values and the request line), in bytes; beyond
+    /// it the answer is 431 `headers_too_large`.
+    pub max_header_bytes: usize,
+}
+
+impl ConnectionConfig {
+    /// Files kept free for the store, the journal and the listener when the cap is derived
+    /// from the open-files limit.
+    pub const RESERVED_FILES: u64 = 256;
+    /// Highest connection cap, derived or configured.
+    pub const MAX_CONNECTIONS: usize = 1 << 20;
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            header_timeout: Duration::from_secs(10),
+            max_connections: None,
+            max_requests_per_connection: 10_000,
+            max_header_bytes: 16 << 10,
+        }
+    }
+}
+
 /// Everything the server needs besides the ledger and the tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -198,20 +250,96 @@ pub struct ServerConfig {
     pub publish: PublishConfig,
     /// Request limits.
     pub limits: LimitsConfig,
+    /// Connection handling.
+    pub connections: ConnectionConfig,
     /// Serve entries and entry bundles without a token.
     pub public_read: bool,
     /// Accept every request without a token (local demos and tests; loopback only).
     pub no_auth: bool,
 }
 
+/// Checks `got` is within `min..=max`, naming `setting` otherwise.
+fn in_range<T: PartialOrd + Copy + std::fmt::Debug>(
+    setting: &'static str,
+    got: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if (min..=max).contains(&got) {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            setting,
+            got: format!("{got:?}"),
+            min: format!("{min:?}"),
+            max: format!("{max:?}"),
+        })
+    }
+}
+
 impl ServerConfig {
-    /// Checks the settings a server cannot run with (today: publication, see
-    /// [`PublishConfig::validate`]).
+    /// Checks every setting is within the range the server runs with: zero or absurd
+    /// intervals, queue sizes and limits are refused before anything starts.
     ///
     /// # Errors
     /// The [`ConfigError`] of the first setting refused.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.publish.validate()
+        self.publish.validate()?;
+        let b = &self.batch;
+        in_range("batch-max-entries", b.max_entries, 1, 1 << 20)?;
+        in_range("batch-max-bytes", b.max_bytes, 1 << 10, 1 << 30)?;
+        in_range(
+            "batch-max-delay",
+            b.max_delay,
+            Duration::ZERO,
+            Duration::from_secs(1),
+        )?;
+        in_range("queue-max-entries", b.queue_entries, 1, 1 << 24)?;
+        in_range("queue-max-bytes", b.queue_bytes, 1 << 10, 1 << 34)?;
+        let l = &self.limits;
+        in_range("max-body-bytes", l.max_body_bytes, 1 << 10, 1 << 30)?;
+        in_range(
+            "max-batch-entries",
+            l.max_batch_entries,
+            1,
+            veritrail_api::limits::MAX_BATCH_ENTRIES,
+        )?;
+        in_range(
+            "request-timeout",
+            l.request_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
+        in_range(
+            "idempotency-window",
+            l.idempotency_window,
+            Duration::from_secs(1),
+            Duration::from_secs(30 * 24 * 3600),
+        )?;
+        in_range(
+            "idempotency-budget",
+            l.idempotency_budget,
+            crate::idempotency::MIN_BUDGET,
+            1 << 34,
+        )?;
+        let c = &self.connections;
+        in_range(
+            "header-timeout",
+            c.header_timeout,
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        if let Some(max) = c.max_connections {
+            in_range("max-connections", max, 1, ConnectionConfig::MAX_CONNECTIONS)?;
+        }
+        in_range(
+            "max-requests-per-connection",
+            c.max_requests_per_connection,
+            1,
+            u64::MAX,
+        )?;
+        in_range("max-header-bytes", c.max_header_bytes, 1 << 10, 1 << 20)?;
+        Ok(())
     }
 }
 
@@ -231,6 +359,32 @@ mod tests {
         assert_eq!(ServerConfig::default().validate(), Ok(()));
         assert!(PublishConfig::default().interval <= Duration::from_millis(25));
         assert_eq!(PublishConfig::default().clamped(), PublishConfig::default());
+    }
+
+    #[test]
+    fn refuses_zero_and_absurd_sizes_naming_the_setting() {
+        let mut zero_queue = ServerConfig::default();
+        zero_queue.batch.queue_entries = 0;
+        let mut huge_body = ServerConfig::default();
+        huge_body.limits.max_body_bytes = usize::MAX;
+        let mut no_timeout = ServerConfig::default();
+        no_timeout.limits.request_timeout = Duration::ZERO;
+        let mut no_connections = ServerConfig::default();
+        no_connections.connections.max_connections = Some(0);
+        let mut slow_heads = ServerConfig::default();
+        slow_heads.connections.header_timeout = Duration::MAX;
+        for (config, setting) in [
+            (zero_queue, "queue-max-entries"),
+            (huge_body, "max-body-bytes"),
+            (no_timeout, "request-timeout"),
+            (no_connections, "max-connections"),
+            (slow_heads, "header-timeout"),
+        ] {
+            match config.validate() {
+                Err(ConfigError::OutOfRange { setting: got, .. }) => assert_eq!(got, setting),
+                other => panic!("{setting}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub enum ApiError {
     /// The request took longer than the server allows.
     #[error("the request timed out")]
     Timeout,
+    /// The request's target is longer than the server reads.
+    #[error("the request's path and query exceed {limit} bytes")]
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The request's header section is larger than the server reads.
     #[error("the request's headers exceed {limit} bytes")]
     HeadersTooLarge {
@@ -299,6 +305,7 @@ impl ApiError {
             ApiError::ShuttingDown => ErrorCode::ShuttingDown,
             ApiError::IndexCatchingUp { .. } => ErrorCode::IndexCatchingUp,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
             ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ApiError::Corrupted { .. } => ErrorCode::Corrupted,
             ApiError::StoreUnavailable { .. } => ErrorCode::StoreUnavailable,

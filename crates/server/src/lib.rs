@@ -40,6 +40,7 @@
 pub mod auth;
 mod body;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod idempotency;
 mod middleware;
@@ -123,7 +124,11 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 /// status counter.
 pub fn app(state: AppState) -> Router {
     let body_limit = state.config.limits.max_body_bytes;
-    let timeout = state.config.limits.request_timeout;
+    let frontline = middleware::Frontline {
+        timeout: state.config.limits.request_timeout,
+        max_body_bytes: body_limit,
+        max_header_bytes: state.config.connections.max_header_bytes,
+    };
     let (router, doc) = routes::router().split_for_parts();
     router
         .fallback(middleware::not_found)
@@ -133,10 +138,9 @@ pub fn app(state: AppState) -> Router {
         ))))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
-            timeout,
-            middleware::request_timeout,
+            frontline,
+            middleware::frontline,
         ))
-        .layer(axum::middleware::from_fn(middleware::count_status))
         .with_state(state)
 }
 
@@ -242,9 +246,25 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = app(self.state.clone());
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let connections = &self.state.config.connections;
+        let files = conn::raise_open_files_limit();
+        let cap = conn::connection_cap(connections, files);
+        match files {
+            Some(files) => tracing::info!(
+                open_files = files.soft,
+                hard_limit = files.hard,
+                max_connections = cap,
+                "open-files limit raised to its hard limit"
+            ),
+            None => tracing::warn!(max_connections = cap, "open-files limit unknown"),
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            stop_tx.send_replace(true);
+        });
+        let served = conn::serve(listener, router, connections, cap, stop_rx).await;
+        signal.abort();
         self.shutdown().await;
         served
     }

@@ -1,5 +1,6 @@
-//! What wraps every route: the request timeout, the response counter, and the two
-//! fallbacks (unknown path, known path with another method).
+//! What wraps every route: the early refusals (oversized target, headers or declared body),
+//! the request timeout, the response counter, and the two fallbacks (unknown path, known
+//! path with another method).
 
 use std::time::Duration;
 
@@ -18,20 +19,24 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::NotFound(NotFound::Endpoint)
 }
 
-/// Bounds the whole request, body included, by the configured timeout.
-pub(crate) async fn request_timeout(
-    State(timeout): State<Duration>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match tokio::time::timeout(timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::Timeout.into_response(),
-    }
+/// The limits [`frontline`] applies before a handler runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frontline {
+    /// Longest a request may take, body included.
+    pub(crate) timeout: Duration,
+    /// Largest body; a larger declared `Content-Length` is refused before any body byte is
+    /// read.
+    pub(crate) max_body_bytes: usize,
+    /// Largest request target, and largest header section (names and values, four bytes of
+    /// separators each).
+    pub(crate) max_header_bytes: usize,
 }
 
-/// Counts responses by route and status.
-pub(crate) async fn count_status(
+/// Refuses what is too large before reading a body byte (target 414, headers 431, declared
+/// `Content-Length` 413), bounds the rest of the request by the timeout (408), and counts
+/// every response by route and status.
+pub(crate) async fn frontline(
+    State(limits): State<Frontline>,
     matched: Option<axum::extract::MatchedPath>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -39,7 +44,51 @@ pub(crate) async fn count_status(
     let route = matched
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let response = next.run(request).await;
+    let response = match refuse_early(&request, &limits) {
+        Some(refusal) => refusal.into_response(),
+        None => match tokio::time::timeout(limits.timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::Timeout.into_response(),
+        },
+    };
+    count(route, response)
+}
+
+/// The refusal for a request whose target, headers or declared body are over the limits.
+fn refuse_early(request: &axum::extract::Request, limits: &Frontline) -> Option<ApiError> {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |p| p.as_str().len());
+    if target > limits.max_header_bytes {
+        return Some(ApiError::UriTooLong {
+            limit: limits.max_header_bytes,
+        });
+    }
+    let headers = request.headers();
+    let header_bytes = headers.iter().fold(0usize, |sum, (name, value)| {
+        sum.saturating_add(name.as_str().len() + value.len() + 4)
+    });
+    if header_bytes > limits.max_header_bytes {
+        return Some(ApiError::HeadersTooLarge {
+            limit: limits.max_header_bytes,
+        });
+    }
+    // A Content-Length that is not a number is hyper's to refuse; here only the size.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limits.max_body_bytes as u64 => Some(ApiError::PayloadTooLarge {
+            limit: limits.max_body_bytes,
+        }),
+        _ => None,
+    }
+}
+
+/// Counts `response` by route and status, and passes it on.
+fn count(route: String, response: Response) -> Response {
     let status = response.status();
     let status: metrics::SharedString = match status_label(status.as_u16()) {
         Some(label) => label.into(),

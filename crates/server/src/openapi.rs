@@ -249,6 +249,7 @@ mod tests {
                 size: 70_000,
             },
             ApiError::Timeout,
+            ApiError::UriTooLong { limit: 1 },
             ApiError::HeadersTooLarge { limit: 1 },
             ApiError::Corrupted { what: "e".into() },
             ApiError::StoreUnavailable { retry_after: 1 },
@@ -272,6 +273,7 @@ mod tests {
                 | ApiError::ShuttingDown
                 | ApiError::IndexCatchingUp { .. }
                 | ApiError::Timeout
+                | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }
                 | ApiError::Corrupted { .. }
                 | ApiError::StoreUnavailable { .. }
