@@ -233,17 +233,29 @@ impl Error {
 
     /// Whether the error means the disk (or the user's quota) is full.
     pub fn is_no_space(&self) -> bool {
-        let io = match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Storage { source, .. } => source.downcast_ref::<std::io::Error>(),
-            _ => None,
-        };
-        io.is_some_and(|e| {
+        let no_space = |e: &std::io::Error| {
             matches!(
                 e.kind(),
                 std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
             )
-        })
+        };
+        match self {
+            Error::Io { source, .. } => no_space(source),
+            Error::Storage { source, .. } => {
+                // Walk the chain: the backends wrap the I/O error in their own types.
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
+                while let Some(err) = cause {
+                    if let Some(io) = backend_io_error(err)
+                        && no_space(io)
+                    {
+                        return true;
+                    }
+                    cause = err.source();
+                }
+                false
+            }
+            _ => false,
+        }
     }
 
     pub(crate) fn corrupted(what: impl Into<String>) -> Self {
@@ -259,4 +271,21 @@ impl From<TreeError> for Error {
             short @ TreeError::ShortTile { .. } => Error::corrupted(short.to_string()),
         }
     }
+}
+
+/// The I/O error `err` is or wraps directly (redb's and sled's errors do not expose it as
+/// their `source`).
+fn backend_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        return Some(io);
+    }
+    #[cfg(feature = "redb")]
+    if let Some(redb::Error::Io(io)) = err.downcast_ref::<redb::Error>() {
+        return Some(io);
+    }
+    #[cfg(feature = "sled")]
+    if let Some(sled::Error::Io(io)) = err.downcast_ref::<sled::Error>() {
+        return Some(io);
+    }
+    None
 }

@@ -5,8 +5,6 @@
 //! text>"}`. Caller faults get a 4xx with a precise message; internal faults a generic 500,
 //! with the detail (and its sources) only in the server log.
 
-use std::sync::Arc;
-
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use veritrail_api::{ErrorBody, ErrorCode};
@@ -243,10 +241,6 @@ pub enum Internal {
     /// The ledger failed (storage, corruption).
     #[error("ledger: {0}")]
     Ledger(#[source] veritrail_ledger::Error),
-    /// The durable commit of the request's batch failed; nothing of it was appended. Every
-    /// request of the batch shares the one error.
-    #[error("commit failed: {0}")]
-    Commit(#[source] Arc<veritrail_ledger::Error>),
     /// A task running part of the request panicked or was cancelled.
     #[error("{what} task failed: {source}")]
     Task {
@@ -265,10 +259,6 @@ pub enum Internal {
     /// The committer answered with fewer indices than entries.
     #[error("empty append result")]
     EmptyResult,
-    /// The idempotency journal could not make the batch's keys durable; nothing of the
-    /// batch was appended.
-    #[error("idempotency journal: {0}")]
-    IdempotencyJournal(#[source] Arc<JournalError>),
 }
 
 /// Why [`crate::Server::start`] failed.
@@ -286,7 +276,32 @@ pub enum StartError {
     Config(#[source] crate::config::ConfigError),
 }
 
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub(crate) fn is_no_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+impl JournalError {
+    /// Whether the journal could not be written because the disk is full.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, JournalError::Io { source, .. } if is_no_space(source))
+    }
+}
+
 impl ApiError {
+    /// The answer to a request whose commit failed for a storage reason: 507 when the disk
+    /// is full, 503 otherwise; both retryable and both mean nothing was appended.
+    pub(crate) fn store_failure(no_space: bool) -> ApiError {
+        if no_space {
+            ApiError::InsufficientStorage { retry_after: 5 }
+        } else {
+            ApiError::StoreUnavailable { retry_after: 1 }
+        }
+    }
+
     /// The stable machine-readable code.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -87,6 +87,8 @@ pub struct Inner {
     pub idempotency: Arc<Idempotency>,
     /// Prometheus exposition, if a recorder could be installed.
     pub metrics: Option<PrometheusHandle>,
+    /// False while the publisher's last attempt to sign a checkpoint failed.
+    pub signing_ok: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -205,11 +207,13 @@ impl Server {
             idempotency.clone(),
             journal,
         )?;
+        let signing_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let publisher = tokio::spawn(publisher::run(
             ledger.clone(),
             committed_rx,
             published_tx,
             config.publish.clone(),
+            signing_ok.clone(),
             async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
@@ -222,6 +226,7 @@ impl Server {
             config,
             idempotency,
             metrics: metrics_handle(),
+            signing_ok,
         }));
         Ok(Server {
             state,

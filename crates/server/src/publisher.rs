@@ -50,9 +50,15 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Signs a checkpoint of the current tree and publishes it. Errors are logged and counted;
-/// the previous checkpoint stays published.
-async fn sign_and_publish(ledger: &Arc<Ledger>, published: &watch::Sender<Option<Published>>) {
+/// Time between attempts while signing fails (a full disk, a store being reopened).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Signs a checkpoint of the current tree and publishes it; false if it could not. Errors are
+/// logged and counted; the previous checkpoint stays published.
+async fn sign_and_publish(
+    ledger: &Arc<Ledger>,
+    published: &watch::Sender<Option<Published>>,
+) -> bool {
     let ledger = ledger.clone();
     let started = Instant::now();
     let signed_at = unix_now();
@@ -67,14 +73,17 @@ async fn sign_and_publish(ledger: &Arc<Ledger>, published: &watch::Sender<Option
                 checkpoint: Arc::new(signed),
                 signed_at,
             }));
+            true
         }
         Ok(Err(err)) => {
             metrics::counter!("veritrail_checkpoint_failures_total").increment(1);
-            tracing::error!(error = %err, "checkpoint not signed");
+            tracing::error!(error = %err, no_space = err.is_no_space(), "checkpoint not signed; retrying in 1 s");
+            false
         }
         Err(err) => {
             metrics::counter!("veritrail_checkpoint_failures_total").increment(1);
-            tracing::error!(error = %err, "checkpoint signing task failed");
+            tracing::error!(error = %err, "checkpoint signing task failed; retrying in 1 s");
+            false
         }
     }
 }
@@ -121,6 +130,8 @@ async fn prune(ledger: Arc<Ledger>) {
 }
 
 /// Runs until `shutdown` resolves, then publishes a final checkpoint if the tree grew.
+/// `signing_ok` is kept false while the last attempt to sign failed (retried every second;
+/// `/healthz` reports it).
 ///
 /// Settings that [`PublishConfig::validate`] refuses (the server validates them before it
 /// starts) are logged and brought into range ([`PublishConfig::clamped`]), so the loop can
@@ -130,8 +141,10 @@ pub async fn run(
     mut committed: watch::Receiver<TreeHead>,
     published: watch::Sender<Option<Published>>,
     config: PublishConfig,
+    signing_ok: Arc<std::sync::atomic::AtomicBool>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    use std::sync::atomic::Ordering;
     let config = match config.validate() {
         Ok(()) => config,
         Err(err) => {
@@ -143,11 +156,14 @@ pub async fn run(
     tokio::pin!(shutdown);
     let pruner = tokio::spawn(prune(ledger.clone()));
     let mut last_signed = Instant::now();
-    sign_and_publish(&ledger, &published).await;
+    let mut ok = sign_and_publish(&ledger, &published).await;
+    signing_ok.store(ok, Ordering::Release);
     loop {
         let published_size = published.borrow().as_ref().map(Published::size);
         let grew = Some(ledger.tree_head().size) != published_size;
-        let due = if grew {
+        let due = if !ok {
+            last_signed + RETRY_AFTER_FAILURE
+        } else if grew {
             last_signed + config.interval
         } else {
             last_signed + config.republish
@@ -155,7 +171,8 @@ pub async fn run(
         tokio::select! {
             () = sleep_until(due.into()) => {
                 last_signed = Instant::now();
-                sign_and_publish(&ledger, &published).await;
+                ok = sign_and_publish(&ledger, &published).await;
+                signing_ok.store(ok, Ordering::Release);
             }
             changed = committed.changed(), if !grew => {
                 if changed.is_err() {
@@ -169,7 +186,8 @@ pub async fn run(
     pruner.abort();
     let published_size = published.borrow().as_ref().map(Published::size);
     if Some(ledger.tree_head().size) != published_size {
-        sign_and_publish(&ledger, &published).await;
+        let ok = sign_and_publish(&ledger, &published).await;
+        signing_ok.store(ok, Ordering::Release);
     }
 }
 
@@ -217,6 +235,7 @@ mod tests {
             committed_rx,
             published_tx,
             config,
+            Arc::new(std::sync::atomic::AtomicBool::new(true)),
             async move {
                 let _ = stop_rx.await;
             },

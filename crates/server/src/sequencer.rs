@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, watch};
 use veritrail_ledger::{Ledger, TreeHead};
 
 use crate::config::BatchConfig;
-use crate::error::{ApiError, Internal, InvalidEntry, StartError};
+use crate::error::{ApiError, InvalidEntry, StartError};
 use crate::idempotency::journal::Journal;
 use crate::idempotency::{Idempotency, Keyed, Record};
 
@@ -55,6 +55,8 @@ struct Depth {
     bytes: AtomicUsize,
     /// False after a failed commit, true again after a successful one.
     healthy: AtomicBool,
+    /// The last commit failed because the disk is full.
+    no_space: AtomicBool,
 }
 
 impl Default for Depth {
@@ -63,6 +65,7 @@ impl Default for Depth {
             entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
+            no_space: AtomicBool::new(false),
         }
     }
 }
@@ -138,6 +141,11 @@ impl Sequencer {
     /// False while the last commit failed.
     pub fn is_healthy(&self) -> bool {
         self.depth.healthy.load(Ordering::Acquire)
+    }
+
+    /// True while the last commit failed because the disk is full.
+    pub fn is_out_of_space(&self) -> bool {
+        self.depth.no_space.load(Ordering::Acquire)
     }
 
     /// Queues `entries` (already validated, without an idempotency key) for the next commit
@@ -337,16 +345,23 @@ impl Committer {
         }
     }
 
-    /// Fails every request of `batch` with the error `err` makes, after releasing
-    /// `(entries, bytes)` of queue room.
-    fn fail(&self, batch: Vec<Job>, release: (usize, usize), err: impl Fn() -> Internal) {
+    /// Fails every request of `batch` with 507 (`no_space`) or 503, after releasing
+    /// `(entries, bytes)` of queue room and logging `cause`.
+    fn fail(
+        &self,
+        batch: Vec<Job>,
+        release: (usize, usize),
+        no_space: bool,
+        cause: &dyn std::error::Error,
+    ) {
         self.depth.release(release.0, release.1);
         self.depth.healthy.store(false, Ordering::Release);
-        let shown = err();
-        tracing::error!(error = %shown, requests = batch.len(), "commit failed; nothing of the batch was appended");
-        metrics::counter!("veritrail_commit_failures_total").increment(1);
+        self.depth.no_space.store(no_space, Ordering::Release);
+        tracing::error!(error = %cause, no_space, requests = batch.len(), "commit failed; nothing of the batch was appended");
+        let reason = if no_space { "no_space" } else { "io" };
+        metrics::counter!("veritrail_commit_failures_total", "reason" => reason).increment(1);
         for job in batch {
-            let _ = job.reply.send(Err(ApiError::Internal(err())));
+            let _ = job.reply.send(Err(ApiError::store_failure(no_space)));
         }
     }
 
@@ -370,10 +385,8 @@ impl Committer {
         {
             let count = entries.len();
             drop(entries);
-            let err = Arc::new(err);
-            self.fail(batch, (count, bytes), || {
-                Internal::IdempotencyJournal(err.clone())
-            });
+            let no_space = err.is_no_space();
+            self.fail(batch, (count, bytes), no_space, &err);
             return;
         }
         let result = self.ledger.append(&entries);
@@ -387,6 +400,7 @@ impl Committer {
         match result {
             Ok(appended) => {
                 self.depth.healthy.store(true, Ordering::Release);
+                self.depth.no_space.store(false, Ordering::Release);
                 if !keyed.is_empty() {
                     if appended.indices.start != first {
                         // Impossible while the committer is the only writer; the journal
@@ -422,8 +436,8 @@ impl Committer {
             Err(err) => {
                 // The queue room was released above.
                 drop(entries);
-                let err = Arc::new(err);
-                self.fail(batch, (0, 0), || Internal::Commit(err.clone()));
+                let no_space = err.is_no_space();
+                self.fail(batch, (0, 0), no_space, &err);
             }
         }
         if elapsed > Duration::from_secs(1) {

@@ -1,7 +1,13 @@
 //! The redb backend (default): one file, copy-on-write B-trees, writes with immediate
 //! durability (fsync before they return).
+//!
+//! After a failed write (a full disk, an I/O error) redb refuses every later transaction
+//! until the database is closed and opened again. This backend does that itself: the failed
+//! write marks the database for reopening, and the next call reopens it (repairing from its
+//! last durable commit), so freeing space restores service without a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
@@ -23,8 +29,13 @@ const TREE_HEAD_KEY: &str = "tree_head";
 
 /// A [`Store`] in one redb database file.
 pub struct RedbStore {
-    /// Written only to compact after a migration (which needs `&mut`).
+    /// The database file.
+    path: PathBuf,
+    /// Written only to compact after a migration (which needs `&mut`) and to reopen after a
+    /// failed write.
     db: std::sync::RwLock<Database>,
+    /// A write failed: the database must be closed and opened before the next use.
+    broken: AtomicBool,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -38,10 +49,42 @@ fn err(context: &'static str) -> impl FnOnce(redb::Error) -> Error {
 }
 
 impl RedbStore {
-    fn db(&self) -> std::sync::RwLockReadGuard<'_, Database> {
-        self.db
+    /// The database, reopened first if a write failed since it was last opened.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] if it must be reopened and cannot be (the disk is still full).
+    fn db(&self) -> Result<std::sync::RwLockReadGuard<'_, Database>, Error> {
+        if self.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        Ok(self
+            .db
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Closes the database and opens it again from its last durable commit.
+    fn reopen(&self) -> Result<(), Error> {
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.broken.load(Ordering::Acquire) {
+            return Ok(()); // another caller reopened it
+        }
+        // redb holds a lock on its file: the old handle must be gone before the new opens.
+        // An empty in-memory database stands in meanwhile; it is never read, since `broken`
+        // stays set until the file is open again.
+        let stand_in = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| err("reopen redb database")(e.into()))?;
+        drop(std::mem::replace(&mut *db, stand_in));
+        let reopened =
+            Database::create(&self.path).map_err(|e| err("reopen redb database")(e.into()))?;
+        *db = reopened;
+        self.broken.store(false, Ordering::Release);
+        tracing::info!(path = %self.path.display(), "reopened the redb database after a failed write");
+        Ok(())
     }
 
     /// Opens or creates the database file at `path`.
@@ -63,7 +106,9 @@ impl RedbStore {
         }
         txn.commit().map_err(|e| err("create tables")(e.into()))?;
         Ok(RedbStore {
+            path: path.to_owned(),
             db: std::sync::RwLock::new(db),
+            broken: AtomicBool::new(false),
         })
     }
 
@@ -73,7 +118,10 @@ impl RedbStore {
         key: &[u8],
         context: &'static str,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self
+            .db()?
+            .begin_read()
+            .map_err(|e| err(context)(e.into()))?;
         let table = txn.open_table(table).map_err(|e| err(context)(e.into()))?;
         let value = table.get(key).map_err(|e| err(context)(e.into()))?;
         Ok(value.map(|v| v.value().to_vec()))
@@ -84,10 +132,21 @@ impl RedbStore {
         context: &'static str,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), Error> {
-        let mut txn = self
-            .db()
-            .begin_write()
-            .map_err(|e| err(context)(e.into()))?;
+        let result = self.write_once(context, f);
+        if result.is_err() {
+            // redb refuses everything after a failed write until reopened.
+            self.broken.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    fn write_once(
+        &self,
+        context: &'static str,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), Error> {
+        let db = self.db()?;
+        let mut txn = db.begin_write().map_err(|e| err(context)(e.into()))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| Error::storage(context, e))?;
         f(&txn).map_err(err(context))?;
@@ -114,7 +173,10 @@ impl Store for RedbStore {
 
     fn checkpoint_records(&self, from: u64, limit: usize) -> Result<Vec<CheckpointRecord>, Error> {
         let context = "read checkpoint records";
-        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self
+            .db()?
+            .begin_read()
+            .map_err(|e| err(context)(e.into()))?;
         let open = |t| txn.open_table(t).map_err(|e| err(context)(e.into()));
         let (notes, times, pins) = (
             open(CHECKPOINTS)?,
@@ -134,7 +196,10 @@ impl Store for RedbStore {
 
     fn checkpoint_record_before(&self, size: u64) -> Result<Option<CheckpointRecord>, Error> {
         let context = "read checkpoint records";
-        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self
+            .db()?
+            .begin_read()
+            .map_err(|e| err(context)(e.into()))?;
         let open = |t| txn.open_table(t).map_err(|e| err(context)(e.into()));
         let (notes, times, pins) = (
             open(CHECKPOINTS)?,
@@ -187,7 +252,10 @@ impl Store for RedbStore {
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, Vec<u8>)>, Error> {
         let context = "read latest checkpoint";
-        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self
+            .db()?
+            .begin_read()
+            .map_err(|e| err(context)(e.into()))?;
         let table = txn
             .open_table(CHECKPOINTS)
             .map_err(|e| err(context)(e.into()))?;
@@ -206,7 +274,10 @@ impl Store for RedbStore {
 
     fn legacy_bundle(&self, index: u64) -> Result<Option<Vec<u8>>, Error> {
         let context = "read a format-1 entry bundle";
-        let txn = self.db().begin_read().map_err(|e| err(context)(e.into()))?;
+        let txn = self
+            .db()?
+            .begin_read()
+            .map_err(|e| err(context)(e.into()))?;
         let table = match txn.open_table(BUNDLES) {
             Ok(table) => table,
             Err(TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -238,7 +309,7 @@ impl Store for RedbStore {
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let txn = self
-            .db()
+            .db()?
             .begin_read()
             .map_err(|e| err("read metadata")(e.into()))?;
         let table = txn

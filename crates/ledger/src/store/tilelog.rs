@@ -76,6 +76,10 @@ pub(crate) struct TileLog {
     state: File,
     /// Sequence number of the last state slot written.
     seq: std::sync::atomic::AtomicU64,
+    /// A failed commit could not be cut back off the entry log: appending more could put
+    /// unacknowledged bytes between acknowledged ones, so appends are refused until the log
+    /// is opened again (which cuts the tail).
+    poisoned: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TileLog {
@@ -276,6 +280,7 @@ impl TileLog {
             levels,
             state: open_private(&dir.join("state"))?,
             seq: std::sync::atomic::AtomicU64::new(0),
+            poisoned: std::sync::atomic::AtomicBool::new(false),
         };
         sync_dir(dir)?;
         let recovered = log.recover()?;
@@ -654,23 +659,58 @@ impl TileLog {
             *head = header.encode();
             size += chunk.len() as u64;
         }
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::io(
+                "append to the entry log",
+                std::io::Error::other(
+                    "an earlier failed commit could not be cut off the entry log; \
+                     restart the server to recover",
+                ),
+            ));
+        }
         let written = self
             .entries
             .write_all_at(&scratch.frames, end.offset)
             .and_then(|()| self.entries.sync_data());
         if let Err(e) = written {
             // Nothing is acknowledged; leave the log as it was for the next attempt.
-            let _ = self.entries.set_len(end.offset);
+            self.undo(end);
             return Err(Error::io("append to the entry log", e));
         }
         // The frames are durable; the derived files follow (and are recomputed after a
-        // crash). A failure here leaves them short, which the next open repairs.
-        self.write_derived(scratch, end.size)?;
+        // crash). If they cannot be written (a full disk), the commit is undone: the caller
+        // answers with an error, so the entries must not stay in the log either.
+        if let Err(e) = self.write_derived(scratch, end.size) {
+            self.undo(end);
+            return Err(e);
+        }
         *range = next;
         Ok(LogEnd {
             size,
             offset: end.offset + scratch.frames.len() as u64,
         })
+    }
+
+    /// Cuts every file back to `end` after a failed commit, so the next commit starts where
+    /// this one did and nothing of it survives a crash. Shrinking a file needs no space. If
+    /// the entry log cannot be cut back and synced, the log is poisoned: appends are refused
+    /// until it is opened again, whose recovery cuts the torn tail.
+    fn undo(&self, end: LogEnd) {
+        let cut = self
+            .entries
+            .set_len(end.offset)
+            .and_then(|()| self.entries.sync_data());
+        if let Err(e) = cut {
+            tracing::error!(error = %e, offset = end.offset, "cannot cut a failed commit off the entry log; refusing appends until a restart");
+            self.poisoned
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        // Bytes past the tree in the derived files are never read and are overwritten by the
+        // next commit; cutting them only keeps the files tidy.
+        for (level, file) in self.levels.iter().enumerate() {
+            let _ = file.set_len(Self::level_bytes(level, end.size));
+        }
+        let _ = self.bundles.set_len(Self::bundles_bytes(end.size));
     }
 
     /// Makes the level files and bundle offsets durable up to `end` (where the tree has

@@ -268,12 +268,21 @@ impl Journal {
         for record in records {
             buf.extend_from_slice(&encode_record(record));
         }
-        self.file
+        let written = self
+            .file
             .write_all_at(&buf, self.len)
-            .map_err(io(&self.path, "append"))?;
-        self.file
-            .sync_data()
-            .map_err(io(&self.path, "sync (fdatasync)"))?;
+            .map_err(io(&self.path, "append"))
+            .and_then(|()| {
+                self.file
+                    .sync_data()
+                    .map_err(io(&self.path, "sync (fdatasync)"))
+            });
+        if let Err(err) = written {
+            // Cut the torn records off (shrinking needs no space), so the next append starts
+            // at a record boundary.
+            let _ = self.file.set_len(self.len);
+            return Err(err);
+        }
         self.len += buf.len() as u64;
         self.records += records.len() as u64;
         Ok(())

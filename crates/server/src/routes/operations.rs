@@ -15,24 +15,49 @@ use crate::publisher::Published;
 use crate::routes::ledger::blocking;
 use crate::routes::reply::typed;
 
-/// `GET /healthz`: the process is up.
+/// `GET /healthz`: the process is up and its store can write.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "operations",
-    summary = "Liveness: the process is up",
-    description = "Always `{\"status\":\"ok\"}`. Public.",
+    summary = "Liveness: the process is up and its store can write",
+    description = "`{\"status\":\"ok\"}`, or 503 `unavailable` with a `reason` while the \
+last commit or the last checkpoint signing failed (a full disk, an I/O error); it turns \
+back to 200 by itself once a write succeeds again. Public.",
     responses(
-        (status = 200, description = "Alive", body = Health),
+        (status = 200, description = "Alive and writing", body = Health),
+        (status = 503, description = "The store cannot write", body = Health),
     )
 )]
-pub(crate) async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: HealthStatus::Ok,
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let reason = store_write_failure(&state);
+    let status = match reason {
+        None => StatusCode::OK,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let health = Health {
+        status: match reason {
+            None => HealthStatus::Ok,
+            Some(_) => HealthStatus::Unavailable,
+        },
         tree_size: None,
         published_size: None,
-        reason: None,
-    })
+        reason: reason.map(str::to_owned),
+    };
+    (status, Json(health)).into_response()
+}
+
+/// Why the store cannot write right now, if it cannot.
+fn store_write_failure(state: &AppState) -> Option<&'static str> {
+    if state.sequencer.is_out_of_space() {
+        Some("the disk is full: appends are refused with 507 until space is freed")
+    } else if !state.sequencer.is_healthy() {
+        Some("the last commit failed: appends are refused with 503 until a write succeeds")
+    } else if !state.signing_ok.load(std::sync::atomic::Ordering::Acquire) {
+        Some("the last checkpoint could not be signed and stored (retried every second)")
+    } else {
+        None
+    }
 }
 
 /// `GET /readyz`: the store is open and writable and a checkpoint is published.
@@ -57,8 +82,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         (Err(e), _) => Some(format!("store not readable: {e}")),
         (_, None) => Some("no checkpoint published yet".into()),
         _ if state.sequencer.is_closed() => Some("shutting down".into()),
-        _ if !state.sequencer.is_healthy() => Some("the last commit failed".into()),
-        _ => None,
+        _ => store_write_failure(&state).map(str::to_owned),
     };
     let tree_size = Some(state.ledger.tree_head().size);
     match reason {
