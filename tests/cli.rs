@@ -310,3 +310,60 @@ fn serve_creates_an_owner_only_data_directory() {
         );
     }
 }
+
+#[test]
+fn a_data_directory_open_to_other_users_is_refused_until_fixed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = veritrail(
+        dir.path(),
+        &["log", "append", "--data", "d"],
+        Some(b"one entry"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = dir.path().join("d");
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set(&data, 0o755);
+    set(&data.join("ledger.redb"), 0o644);
+    set(&data.join("log").join("entries"), 0o640);
+
+    let refused = veritrail(dir.path(), &["log", "verify", "--data", "d"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("3 path(s)"), "{stderr}");
+    assert!(
+        stderr.contains("readable or writable by other users"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--fix-permissions"), "{stderr}");
+    // Refusing changed nothing.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data.join("ledger.redb")), 0o644);
+
+    let fixed = veritrail(
+        dir.path(),
+        &["log", "verify", "--data", "d", "--fix-permissions"],
+        None,
+    );
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&fixed.stderr).contains("fixed permissions"));
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("ledger.redb")), 0o600);
+    assert_eq!(mode(&data.join("log").join("entries")), 0o600);
+    let again = veritrail(dir.path(), &["log", "verify", "--data", "d"], None);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

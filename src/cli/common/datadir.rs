@@ -39,6 +39,69 @@ pub(crate) struct DataArgs {
     /// Signing key file (`PRIVATE+KEY+...`). Default: `<data>/log.key`, generated if absent.
     #[arg(long)]
     pub(crate) key: Option<PathBuf>,
+    /// Make every directory in --data 0700 and every file 0600 if any is open to other users
+    /// (without it, such a data directory is refused).
+    #[arg(long)]
+    pub(crate) fix_permissions: bool,
+}
+
+/// Every directory and file under `dir` (itself included; symbolic links are not followed)
+/// that other users may read, write or enter, with its permission bits.
+fn open_to_others(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if !meta.is_file() {
+            continue;
+        }
+        if mode & 0o077 != 0 {
+            found.push((path, mode));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Checks that nothing in the data directory is open to other users; with `fix`, makes what
+/// is owner-only (directories 0700, files 0600) and says so on standard error.
+///
+/// # Errors
+/// [`CliError::OpenPermissions`] without `fix`; [`CliError::Write`] if a mode cannot be set.
+pub(crate) fn check_permissions(dir: &Path, fix: bool) -> Result<(), CliError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let open = open_to_others(dir);
+    if open.is_empty() {
+        return Ok(());
+    }
+    if !fix {
+        return Err(CliError::OpenPermissions {
+            data: dir.to_owned(),
+            paths: open,
+        });
+    }
+    for (path, mode) in &open {
+        let private = if path.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(private)).map_err(
+            |source| CliError::Write {
+                path: path.clone(),
+                source,
+            },
+        )?;
+        eprintln!(
+            "fixed permissions: {} {mode:o} -> {private:o}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// The store backend a directory already holds, if any.
@@ -66,10 +129,13 @@ impl DataArgs {
     /// Opens (creating on first use) the log described by these arguments.
     ///
     /// # Errors
-    /// [`CliError::Usage`] for a wrong `--store`, [`CliError::OpenStore`] when the store
+    /// [`CliError::OpenPermissions`] when something in the directory is open to other users
+    /// (unless `--fix-permissions`), [`CliError::Usage`] for a wrong `--store`,
+    /// [`CliError::OpenStore`] when the store
     /// cannot be opened, [`CliError::StoreRefused`] when the ledger refuses it, and the key
     /// errors of loading or generating the signing key.
     pub(crate) fn open(&self) -> Result<Ledger, CliError> {
+        check_permissions(&self.data, self.fix_permissions)?;
         let backend = match (&self.store, existing_backend(&self.data)) {
             (Some(name), existing) => {
                 let wanted: Backend = name.parse().map_err(|_| CliError::Usage {

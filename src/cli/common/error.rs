@@ -103,6 +103,19 @@ pub(crate) enum CliError {
         #[source]
         source: veritrail_ledger::Error,
     },
+    /// Files or directories in the data directory are open to other users.
+    #[error(
+        "{count} path(s) in {data} are readable or writable by other users, e.g. {example} (mode {mode:o})",
+        count = paths.len(),
+        example = paths.first().map(|(p, _)| p.display().to_string()).unwrap_or_default(),
+        mode = paths.first().map(|(_, m)| *m).unwrap_or_default()
+    )]
+    OpenPermissions {
+        /// The data directory.
+        data: PathBuf,
+        /// Each path and its permission bits.
+        paths: Vec<(PathBuf, u32)>,
+    },
     /// The ledger refused the store when opening it (its tiles, tree head, last checkpoint or
     /// origin do not agree).
     #[error("the store in {data} was refused")]
@@ -374,6 +387,7 @@ impl CliError {
             CliError::OpenStore { .. } => {
                 "check that --data is writable and that no other veritrail process uses it".into()
             }
+            CliError::OpenPermissions { .. } => "audit data must be private: rerun with --fix-permissions to make every directory 0700 and every file 0600 (owner only), or fix them with chmod yourself".into(),
             CliError::StoreRefused { .. } => "the store was refused; run `veritrail log verify` for details and restore from a backup if it is damaged".into(),
             CliError::LogVerification { .. } => "the store does not match its own hashes; restore it from a backup and keep this copy as evidence".into(),
             CliError::Audit { .. } => "nothing is known about the log yet; check the disk and that no other veritrail process uses --data, then retry".into(),
