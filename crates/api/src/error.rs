@@ -22,6 +22,20 @@ pub struct ErrorBody {
     pub error: ErrorCode,
     /// Human-readable detail. For `internal` it is generic: the detail is in the server log.
     pub message: String,
+    /// For `invalid_record`: every problem found, each naming its field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<FieldProblem>,
+}
+
+/// One problem with a submitted record (in an `invalid_record` answer).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FieldProblem {
+    /// The field's path, e.g. `actor.type`, `details.a`, `[3].timestamp` (the record's
+    /// position in an array request first).
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
 }
 
 /// The stable error codes (the `error` field of an [`ErrorBody`]).
@@ -76,13 +90,17 @@ pub enum ErrorCode {
     /// 507 with `Retry-After`: the disk is full; nothing was appended. Appends succeed again
     /// once space is freed, without a restart.
     InsufficientStorage,
+    /// 422: a record is invalid; `problems` names every field at fault.
+    InvalidRecord,
+    /// 409: a record names a conversation that already ended (`conversation_ended`).
+    ConversationClosed,
     /// 500: an internal fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -98,6 +116,8 @@ impl ErrorCode {
         ErrorCode::ShuttingDown,
         ErrorCode::IndexCatchingUp,
         ErrorCode::Timeout,
+        ErrorCode::InvalidRecord,
+        ErrorCode::ConversationClosed,
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::Corrupted,
@@ -124,6 +144,8 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::IndexCatchingUp => "index_catching_up",
             ErrorCode::Timeout => "timeout",
+            ErrorCode::InvalidRecord => "invalid_record",
+            ErrorCode::ConversationClosed => "conversation_closed",
             ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Corrupted => "corrupted",
@@ -146,6 +168,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
+            ErrorCode::InvalidRecord => 422,
+            ErrorCode::ConversationClosed => 409,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal | ErrorCode::Corrupted => 500,
@@ -224,6 +248,7 @@ mod tests {
         let body = ErrorBody {
             error: ErrorCode::IndexOutOfRange,
             message: "leaf index 7 is out of range for tree size 3".into(),
+            problems: Vec::new(),
         };
         assert_eq!(
             serde_json::to_string(&body).unwrap(),

@@ -11,7 +11,7 @@
 //! [tlog-tiles](https://c2sp.org/tlog-tiles) and [signed-note](https://c2sp.org/signed-note)
 //! and parsed by `veritrail-ledger`.
 //!
-//! This crate depends on `serde` only; the `openapi` feature adds `utoipa::ToSchema` to every
+//! This crate depends on `serde` and `serde_json` (stored records travel as JSON values) only; the `openapi` feature adds `utoipa::ToSchema` to every
 //! type so the server's OpenAPI document describes exactly these types.
 //!
 //! - [`media`]: content types and header names;
@@ -43,8 +43,8 @@ pub mod limits;
 pub mod media;
 pub mod response;
 
-pub use error::{ErrorBody, ErrorCode};
+pub use error::{ErrorBody, ErrorCode, FieldProblem};
 pub use response::{
-    AppendResponse, AppendedEntry, ConsistencyProofResponse, EntryWithProof, Health, HealthStatus,
-    InclusionProofResponse,
+    AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, EntryWithProof,
+    Health, HealthStatus, InclusionProofResponse, RecordWithProof, RecordsResponse,
 };

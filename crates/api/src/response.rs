@@ -22,6 +22,54 @@ pub struct AppendedEntry {
     pub receipt: Option<String>,
 }
 
+/// One appended agent record, as returned by `POST /v1/records`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AppendedRecord {
+    /// The record's id (the client's, or the UUID the server generated).
+    pub id: String,
+    /// The record's index in the log.
+    pub index: u64,
+    /// RFC 6962 leaf hash of the record's leaf, standard base64.
+    pub leaf_hash: String,
+    /// With `wait=published`: the signed checkpoint note covering the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// With `wait=published`: the inclusion proof against that checkpoint, base64 hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<Vec<String>>,
+    /// With `wait=published`: a `c2sp.org/tlog-proof@v1` receipt of the record's leaf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+}
+
+/// The response of `POST /v1/records`: one element per record, in the request's order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordsResponse {
+    /// The records, in order.
+    pub records: Vec<AppendedRecord>,
+}
+
+/// One stored record with its inclusion proof, as returned by `GET /v1/records/<index>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordWithProof {
+    /// The record's index.
+    pub index: u64,
+    /// The stored record as JSON; its leaf is `0x01 ‖` its RFC 8785 canonical encoding.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub record: serde_json::Value,
+    /// RFC 6962 leaf hash of that leaf, standard base64.
+    pub leaf_hash: String,
+    /// The tree size the proof is for: the latest signed checkpoint's.
+    pub size: u64,
+    /// The inclusion proof, base64 hashes.
+    pub proof: Vec<String>,
+    /// The signed checkpoint note of that size.
+    pub checkpoint: String,
+}
+
 /// The response of `POST /v1/entries`: one object for a raw entry, an array for a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use veritrail_ledger::bundle::{MAX_ENTRY_SIZE, decode_bundle};
+use veritrail_records::is_record;
 
 use crate::error::{ApiError, InvalidEntry};
 
@@ -51,6 +52,9 @@ pub(crate) fn parse_entries(
                 limit: MAX_ENTRY_SIZE,
             });
         }
+        if is_record(body) {
+            return Err(InvalidEntry::RecordMarker { position: 0 }.into());
+        }
         return Ok(vec![body.clone()]);
     }
     let entries = decode_bundle(body, max_batch).map_err(InvalidEntry::MalformedBatch)?;
@@ -59,6 +63,9 @@ pub(crate) fn parse_entries(
     }
     if let Some(position) = entries.iter().position(|e| e.is_empty()) {
         return Err(InvalidEntry::EmptyInBatch { position }.into());
+    }
+    if let Some(position) = entries.iter().position(|e| is_record(e)) {
+        return Err(InvalidEntry::RecordMarker { position }.into());
     }
     // Zero-copy: each entry is a slice of the body.
     Ok(entries.iter().map(|e| body.slice_ref(e)).collect())

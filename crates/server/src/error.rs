@@ -94,6 +94,20 @@ pub enum ApiError {
     /// The request took longer than the server allows.
     #[error("the request timed out")]
     Timeout,
+    /// One or more records are invalid; every problem names its field.
+    #[error("{} invalid field(s) in the records; see problems", problems.len())]
+    InvalidRecord {
+        /// Every problem found.
+        problems: Vec<veritrail_api::FieldProblem>,
+    },
+    /// A record names a conversation that has ended.
+    #[error(
+        "conversation {conversation:?} has ended (conversation_ended); it takes no more records"
+    )]
+    ConversationClosed {
+        /// The conversation.
+        conversation: String,
+    },
     /// The request's target is longer than the server reads.
     #[error("the request's path and query exceed {limit} bytes")]
     UriTooLong {
@@ -141,6 +155,29 @@ pub enum InvalidEntry {
     EmptyBatch {
         /// The most entries a batch may hold.
         max: usize,
+    },
+    /// A records request whose body is not JSON.
+    #[error("the body is not JSON: {message}")]
+    NotJson {
+        /// The parser's message.
+        message: String,
+    },
+    /// A records request with no record, or too many.
+    #[error("send 1 to {max} records (got {count})")]
+    RecordCount {
+        /// Records sent.
+        count: usize,
+        /// The most one request may hold.
+        max: usize,
+    },
+    /// A raw entry starting with the byte that marks agent records (0x01): only the server
+    /// writes records, so a raw entry may not look like one.
+    #[error(
+        "entry {position} starts with byte 0x01, which marks agent records; send records to POST /v1/records"
+    )]
+    RecordMarker {
+        /// Its position in the request (0 for a raw entry).
+        position: usize,
     },
     /// An entry of zero bytes inside a batch.
     #[error("entry {position} of the batch is empty")]
@@ -206,6 +243,12 @@ pub enum NotFound {
         /// The number of committed entries.
         size: u64,
     },
+    /// The entry is a raw entry, not an agent record.
+    #[error("entry {index} is a raw entry, not a record; read it from /v1/entries/{index}")]
+    NotARecord {
+        /// The index asked for.
+        index: u64,
+    },
     /// The entry exists but the latest checkpoint does not cover it yet.
     #[error("entry {index} is not covered by the latest checkpoint (size {size}) yet")]
     NotCovered {
@@ -256,6 +299,9 @@ pub enum Internal {
     /// The published checkpoint does not parse as a note (a bug or a corrupted store).
     #[error("published checkpoint does not parse: {0}")]
     PublishedCheckpoint(#[source] veritrail_ledger::note::NoteError),
+    /// The system's random number generator failed.
+    #[error("the system's random number generator failed: {0}")]
+    Random(getrandom::Error),
     /// The committer answered with fewer indices than entries.
     #[error("empty append result")]
     EmptyResult,
@@ -271,6 +317,9 @@ pub enum StartError {
     /// The idempotency journal could not be opened or read.
     #[error("cannot open the idempotency journal: {0}")]
     IdempotencyJournal(#[source] JournalError),
+    /// The conversation chains could not be read from the log.
+    #[error("cannot read the conversation chains from the log: {0}")]
+    Chains(#[source] veritrail_ledger::Error),
     /// A setting the server cannot run with.
     #[error("invalid configuration: {0}")]
     Config(#[source] crate::config::ConfigError),
@@ -320,6 +369,8 @@ impl ApiError {
             ApiError::ShuttingDown => ErrorCode::ShuttingDown,
             ApiError::IndexCatchingUp { .. } => ErrorCode::IndexCatchingUp,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
+            ApiError::ConversationClosed { .. } => ErrorCode::ConversationClosed,
             ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
             ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ApiError::Corrupted { .. } => ErrorCode::Corrupted,
@@ -398,9 +449,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let problems = match &self {
+            ApiError::InvalidRecord { problems } => problems.clone(),
+            _ => Vec::new(),
+        };
         let body = ErrorBody {
             error: self.code(),
             message,
+            problems,
         };
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match self {

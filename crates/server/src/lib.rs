@@ -39,6 +39,7 @@
 
 pub mod auth;
 mod body;
+mod chains;
 pub mod config;
 pub mod conn;
 pub mod error;

@@ -90,6 +90,7 @@ impl Modify for BearerScheme {
     modifiers(&BearerScheme),
     tags(
         (name = "append", description = "Durable appends with group commit"),
+        (name = "records", description = "Agent audit records: validated, attested, chained per conversation"),
         (name = "tlog-tiles", description = "C2SP tlog-tiles v0.1.0 static read path"),
         (name = "proofs", description = "Entries, proofs and the checkpoint history (JSON)"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
@@ -249,6 +250,12 @@ mod tests {
                 size: 70_000,
             },
             ApiError::Timeout,
+            ApiError::InvalidRecord {
+                problems: Vec::new(),
+            },
+            ApiError::ConversationClosed {
+                conversation: "c".into(),
+            },
             ApiError::UriTooLong { limit: 1 },
             ApiError::HeadersTooLarge { limit: 1 },
             ApiError::Corrupted { what: "e".into() },
@@ -273,6 +280,8 @@ mod tests {
                 | ApiError::ShuttingDown
                 | ApiError::IndexCatchingUp { .. }
                 | ApiError::Timeout
+                | ApiError::InvalidRecord { .. }
+                | ApiError::ConversationClosed { .. }
                 | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }
                 | ApiError::Corrupted { .. }

@@ -14,6 +14,7 @@
 //! twice the live records (amortised: a rewrite of the live records every time the file
 //! doubles).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
@@ -23,8 +24,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
-use veritrail_ledger::{Ledger, TreeHead};
+use veritrail_ledger::{Ledger, TreeHead, leaf_hash};
+use veritrail_records::{Prev, Unchained};
 
+use crate::chains::{Chains, Head};
 use crate::config::BatchConfig;
 use crate::error::{ApiError, InvalidEntry, StartError};
 use crate::idempotency::journal::Journal;
@@ -43,7 +46,14 @@ pub struct Committed {
 
 /// A queued request.
 struct Job {
+    /// Raw entries; for a records request, the records' leaves once the committer has
+    /// linked them into their chains.
     entries: Vec<Bytes>,
+    /// Agent records waiting for their chain links (empty for raw entries).
+    records: Vec<Unchained>,
+    /// Entries the job appends.
+    count: usize,
+    /// Bytes of queue room it holds (for records: the most their leaves can take).
     bytes: usize,
     keyed: Option<Keyed>,
     reply: oneshot::Sender<Result<Committed, ApiError>>,
@@ -107,8 +117,14 @@ impl Sequencer {
     ) -> Result<Self, StartError> {
         let (sender, receiver) = mpsc::channel();
         let depth = Arc::new(Depth::default());
+        let chains = Chains::load(&ledger).map_err(StartError::Chains)?;
+        tracing::info!(
+            conversations = chains.len(),
+            "loaded the conversation chains"
+        );
         let mut committer = Committer {
             ledger,
+            chains,
             config: config.clone(),
             depth: depth.clone(),
             committed,
@@ -172,11 +188,39 @@ impl Sequencer {
         entries: Vec<Bytes>,
         keyed: Option<Keyed>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        let count = entries.len();
+        let bytes: usize = entries.iter().map(Bytes::len).sum();
+        self.enqueue(entries, Vec::new(), count, bytes, keyed)
+    }
+
+    /// Queues agent `records` (validated and encoded but for their chain links) for the next
+    /// commit. The committer links each to the previous record of its conversation within
+    /// the commit; a request with a record for a closed conversation is refused whole with
+    /// 409 `conversation_closed` and appends nothing.
+    ///
+    /// # Errors
+    /// As [`Sequencer::submit_keyed`].
+    pub fn submit_records(
+        &self,
+        records: Vec<Unchained>,
+        keyed: Option<Keyed>,
+    ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        let count = records.len();
+        let bytes = records.iter().map(Unchained::max_leaf_len).sum();
+        self.enqueue(Vec::new(), records, count, bytes, keyed)
+    }
+
+    fn enqueue(
+        &self,
+        entries: Vec<Bytes>,
+        records: Vec<Unchained>,
+        count: usize,
+        bytes: usize,
+        keyed: Option<Keyed>,
+    ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(ApiError::ShuttingDown);
         }
-        let count = entries.len();
-        let bytes: usize = entries.iter().map(Bytes::len).sum();
         // A request larger than the whole queue could never be accepted: say so, not "retry".
         if bytes > self.config.queue_bytes {
             return Err(ApiError::PayloadTooLarge {
@@ -202,6 +246,8 @@ impl Sequencer {
         let (reply, receiver) = oneshot::channel();
         let job = Job {
             entries,
+            records,
+            count,
             bytes,
             keyed,
             reply,
@@ -255,6 +301,7 @@ impl Depth {
 /// The committer thread's state.
 struct Committer {
     ledger: Arc<Ledger>,
+    chains: Chains,
     config: BatchConfig,
     depth: Arc<Depth>,
     committed: watch::Sender<TreeHead>,
@@ -267,7 +314,7 @@ fn keyed_records(batch: &[Job], first: u64, created_ms: u64) -> Vec<Record> {
     let mut next = first;
     let mut records = Vec::new();
     for job in batch {
-        let count = job.entries.len() as u64;
+        let count = job.count as u64;
         if let Some(keyed) = job.keyed {
             records.push(Record {
                 id: keyed.id,
@@ -311,7 +358,7 @@ impl Committer {
     /// batch (a single job larger than the bounds forms a batch of its own).
     fn gather(&self, first: Job, receiver: &mpsc::Receiver<Job>) -> (Vec<Job>, Option<Job>) {
         let deadline = Instant::now() + self.config.max_delay;
-        let mut entries = first.entries.len();
+        let mut entries = first.count;
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         loop {
@@ -334,12 +381,12 @@ impl Committer {
                     }
                 }
             };
-            if entries + job.entries.len() > self.config.max_entries
+            if entries + job.count > self.config.max_entries
                 || bytes + job.bytes > self.config.max_bytes
             {
                 return (batch, Some(job));
             }
-            entries += job.entries.len();
+            entries += job.count;
             bytes += job.bytes;
             batch.push(job);
         }
@@ -365,15 +412,81 @@ impl Committer {
         }
     }
 
+    /// Links the records of `batch` into their conversations' chains, in index order from
+    /// `first`: each record's leaf gets `prev` = the previous record of its conversation (in
+    /// the log or earlier in this batch). A job with a record for a closed conversation is
+    /// answered 409 and left out. Returns the batch to commit and the new chain heads, which
+    /// become current only once the commit is durable.
+    fn link(&self, batch: Vec<Job>, first: u64) -> (Vec<Job>, HashMap<String, Head>) {
+        let mut staged = HashMap::new();
+        let mut kept = Vec::with_capacity(batch.len());
+        let mut next = first;
+        for mut job in batch {
+            if job.records.is_empty() {
+                next += job.count as u64;
+                kept.push(job);
+                continue;
+            }
+            let mut links = staged.clone();
+            let mut leaves = Vec::with_capacity(job.records.len());
+            let mut closed = None;
+            for (i, record) in job.records.iter().enumerate() {
+                let index = next + i as u64;
+                let prev = match &record.conversation_id {
+                    Some(conversation) => match self.chains.head(&links, conversation) {
+                        Some(head) if head.closed => {
+                            closed = Some(conversation.clone());
+                            break;
+                        }
+                        Some(head) => Some(head.last),
+                        None => None,
+                    },
+                    None => None,
+                };
+                let leaf = record.leaf(prev.as_ref());
+                if let Some(conversation) = &record.conversation_id {
+                    links.insert(
+                        conversation.clone(),
+                        Head {
+                            last: Prev {
+                                index,
+                                leaf_hash: leaf_hash(&leaf),
+                            },
+                            closed: record.ends_conversation,
+                        },
+                    );
+                }
+                leaves.push(Bytes::from(leaf));
+            }
+            if let Some(conversation) = closed {
+                self.depth.release(job.count, job.bytes);
+                let _ = job
+                    .reply
+                    .send(Err(ApiError::ConversationClosed { conversation }));
+                continue;
+            }
+            staged = links;
+            next += leaves.len() as u64;
+            job.entries = leaves;
+            job.records.clear();
+            kept.push(job);
+        }
+        (kept, staged)
+    }
+
     fn commit(&mut self, batch: Vec<Job>) {
+        // The committer is the ledger's only writer: the batch lands at the current size.
+        let first = self.ledger.tree_head().size;
+        let (batch, staged) = self.link(batch, first);
+        if batch.is_empty() {
+            return;
+        }
         let entries: Vec<&[u8]> = batch
             .iter()
             .flat_map(|job| job.entries.iter().map(|e| e.as_ref()))
             .collect();
         let bytes: usize = batch.iter().map(|job| job.bytes).sum();
         let started = Instant::now();
-        // The committer is the ledger's only writer: the batch lands at the current size.
-        let first = self.ledger.tree_head().size;
         let created_ms = unix_ms();
         let keyed = if batch.iter().any(|job| job.keyed.is_some()) {
             keyed_records(&batch, first, created_ms)
@@ -399,6 +512,7 @@ impl Committer {
             .set(self.depth.entries.load(Ordering::Relaxed) as f64);
         match result {
             Ok(appended) => {
+                self.chains.apply(staged);
                 self.depth.healthy.store(true, Ordering::Release);
                 self.depth.no_space.store(false, Ordering::Release);
                 if !keyed.is_empty() {

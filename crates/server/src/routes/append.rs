@@ -81,16 +81,7 @@ pub(crate) async fn append(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref(), &["wait"])?;
-    let wait_published = match params.text("wait") {
-        None => false,
-        Some(WAIT_PUBLISHED) => true,
-        Some(other) => {
-            return Err(ApiError::param(
-                "wait",
-                format!("{other:?} is not \"published\""),
-            ));
-        }
-    };
+    let wait_published = wait_published(&params)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
             limit: state.config.limits.max_body_bytes,
@@ -179,6 +170,28 @@ async fn respond(
     batch: bool,
     wait_published: bool,
 ) -> Result<Response, ApiError> {
+    let mut out = appended(state, indices, hashes, wait_published).await?;
+    if batch {
+        Ok(Json(out).into_response())
+    } else {
+        let single = out.pop().ok_or(Internal::EmptyResult)?;
+        Ok(Json(single).into_response())
+    }
+}
+
+/// The answer for each entry with leaf hash in `hashes` committed at `indices`; with
+/// `wait_published`, once a signed checkpoint covers them, with its note, inclusion proofs
+/// and receipts.
+///
+/// # Errors
+/// [`ApiError::Timeout`] if no checkpoint covers them within the request timeout; ledger
+/// errors building the proofs.
+pub(crate) async fn appended(
+    state: &AppState,
+    indices: std::ops::Range<u64>,
+    hashes: &[Hash],
+    wait_published: bool,
+) -> Result<Vec<AppendedEntry>, ApiError> {
     let mut out: Vec<AppendedEntry> = indices
         .clone()
         .zip(hashes)
@@ -222,10 +235,17 @@ async fn respond(
             item.checkpoint = Some(note_text.clone());
         }
     }
-    if batch {
-        Ok(Json(out).into_response())
-    } else {
-        let single = out.pop().ok_or(Internal::EmptyResult)?;
-        Ok(Json(single).into_response())
+    Ok(out)
+}
+
+/// Parses the `wait` parameter: absent, or `published`.
+pub(crate) fn wait_published(params: &Params) -> Result<bool, ApiError> {
+    match params.text("wait") {
+        None => Ok(false),
+        Some(WAIT_PUBLISHED) => Ok(true),
+        Some(other) => Err(ApiError::param(
+            "wait",
+            format!("{other:?} is not \"published\""),
+        )),
     }
 }

@@ -3,6 +3,7 @@
 //! that serves requests.
 //!
 //! - `append`: `POST /v1/entries`;
+//! - `records`: agent records, `POST /v1/records` and `GET /v1/records/<index>`;
 //! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
 //! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
 //! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
@@ -14,6 +15,7 @@ mod append;
 mod ledger;
 mod operations;
 mod proofs;
+mod records;
 mod reply;
 mod tiles;
 
@@ -34,6 +36,8 @@ use crate::AppState;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     [
         routes!(append::append),
+        routes!(records::append_records),
+        routes!(records::record),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::consistency_proof),

@@ -6,12 +6,15 @@
 //! - [`bad_input`]: malformed bodies, parameters and paths each get the exact 4xx JSON error
 //!   and leave the tree unchanged;
 //! - [`idempotency`]: `Idempotency-Key` retries, conflicts and malformed keys;
+//! - [`records`]: agent records: validation, attestation, canonical leaves and proofs,
+//!   conversation chains;
 //! - [`regressions`]: server bugs found while writing these tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod auth;
 mod bad_input;
 mod idempotency;
+mod records;
 mod regressions;
 
 use std::sync::Arc;

@@ -1,0 +1,92 @@
+//! Conversation chains: the committer's view of the last record of every conversation, so
+//! that each new record links to it (`prev`) inside the same commit, and a closed
+//! conversation (`conversation_ended`) takes no more records.
+//!
+//! Built at start by reading every record of the log once (the log is the only source of
+//! truth; this state is derived), then kept by the committer alone.
+
+use std::collections::HashMap;
+
+use veritrail_ledger::bundle::{BUNDLE_ENTRIES, iter_bundle};
+use veritrail_ledger::tile::entry_bundle_width;
+use veritrail_ledger::{Ledger, leaf_hash};
+use veritrail_records::{Action, Prev, is_record, parse_leaf};
+
+/// The end of one conversation's chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Its last record.
+    pub(crate) last: Prev,
+    /// Whether that record ended the conversation.
+    pub(crate) closed: bool,
+}
+
+/// The head of every conversation in the log.
+#[derive(Debug, Default)]
+pub(crate) struct Chains {
+    heads: HashMap<String, Head>,
+}
+
+impl Chains {
+    /// Reads every record of `ledger` to find each conversation's head.
+    ///
+    /// # Errors
+    /// The ledger's read errors.
+    pub(crate) fn load(ledger: &Ledger) -> Result<Chains, veritrail_ledger::Error> {
+        let mut chains = Chains::default();
+        let size = ledger.tree_head().size;
+        for bundle in 0..size.div_ceil(BUNDLE_ENTRIES as u64) {
+            let width = entry_bundle_width(bundle, size).unwrap_or(0);
+            let bytes = ledger.entry_bundle(bundle, width)?;
+            for (offset, entry) in iter_bundle(&bytes).enumerate() {
+                let index = bundle * BUNDLE_ENTRIES as u64 + offset as u64;
+                let Ok(entry) = entry else { break };
+                if is_record(entry) {
+                    chains.note(index, entry);
+                }
+            }
+        }
+        Ok(chains)
+    }
+
+    /// Records `leaf` (a record at `index`) as its conversation's head.
+    fn note(&mut self, index: u64, leaf: &[u8]) {
+        let Ok(record) = parse_leaf(leaf) else {
+            tracing::warn!(index, "a record leaf does not parse; skipped for chains");
+            return;
+        };
+        let Some(conversation) = record.get("conversation_id").and_then(|c| c.as_str()) else {
+            return;
+        };
+        let closed = record.get("action").and_then(|a| a.as_str())
+            == Some(Action::ConversationEnded.as_str());
+        self.heads.insert(
+            conversation.to_owned(),
+            Head {
+                last: Prev {
+                    index,
+                    leaf_hash: leaf_hash(leaf),
+                },
+                closed,
+            },
+        );
+    }
+
+    /// The head of `conversation`, looking at `staged` (this commit's links) first.
+    pub(crate) fn head(&self, staged: &HashMap<String, Head>, conversation: &str) -> Option<Head> {
+        staged
+            .get(conversation)
+            .or_else(|| self.heads.get(conversation))
+            .copied()
+    }
+
+    /// Makes a committed batch's links the new heads.
+    pub(crate) fn apply(&mut self, staged: HashMap<String, Head>) {
+        self.heads.extend(staged);
+    }
+
+    /// Conversations known.
+    pub(crate) fn len(&self) -> usize {
+        self.heads.len()
+    }
+}

@@ -1,0 +1,306 @@
+//! Agent records over the API: validation answers, attested and canonical records whose
+//! proofs verify, conversation chains under concurrency, closed conversations, and raw entries
+//! that may not pose as records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::note::Note;
+use veritrail_ledger::proof::verify_inclusion;
+use veritrail_ledger::{Hash, leaf_hash};
+use veritrail_records::{Prev, leaf_of};
+
+use crate::{APPEND_TOKEN, AUDIT_TOKEN, READ_TOKEN, TestServer, fast_config, token_policy};
+
+fn event(conversation: &str, action: &str, n: usize) -> Value {
+    json!({
+        "timestamp": "2026-03-01T12:00:00Z",
+        "action": action,
+        "actor": {"id": format!("agent-{n}"), "type": "agent"},
+        "conversation_id": conversation,
+        "details": {"step": n}
+    })
+}
+
+async fn post(server: &TestServer, body: &Value, token: &str, query: &str) -> crate::Reply {
+    let bearer = format!("Bearer {token}");
+    server
+        .post_with(
+            &format!("/v1/records{query}"),
+            "application/json",
+            &[("authorization", bearer.as_bytes())],
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+}
+
+/// `GET /v1/records/<index>` as the auditor, checked like a client: the leaf recomputed from
+/// the JSON hashes to the served leaf hash, and the proof verifies against the checkpoint.
+async fn fetch_verified(server: &TestServer, index: u64) -> Value {
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    let reply = server
+        .get_as(&format!("/v1/records/{index}"), Some(&auditor))
+        .await
+        .ok("GET record");
+    let body = reply.json();
+    let record = body["record"].clone();
+    let leaf = leaf_of(&record).unwrap();
+    let hash = leaf_hash(&leaf);
+    assert_eq!(hash.to_base64(), body["leaf_hash"].as_str().unwrap());
+    let note = Note::from_bytes(body["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+    let checkpoint = Checkpoint::from_text(note.text()).unwrap();
+    assert_eq!(checkpoint.tree.size, body["size"].as_u64().unwrap());
+    let proof: Vec<Hash> = body["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+        .collect();
+    verify_inclusion(&hash, index, &checkpoint.tree, &proof).expect("the inclusion proof verifies");
+    record
+}
+
+#[tokio::test]
+async fn a_record_is_attested_canonical_and_provable() {
+    let server = TestServer::start(token_policy(false), fast_config(), 3).await;
+    let reply = post(
+        &server,
+        &event("c-1", "conversation_started", 0),
+        APPEND_TOKEN,
+        "?wait=published",
+    )
+    .await
+    .ok("append");
+    let body = reply.json();
+    let appended = &body["records"][0];
+    assert_eq!(appended["index"], 3);
+    assert!(
+        appended["receipt"]
+            .as_str()
+            .unwrap()
+            .starts_with("c2sp.org/tlog-proof@v1")
+    );
+    let id = appended["id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+
+    let record = fetch_verified(&server, 3).await;
+    assert_eq!(record["id"], id);
+    assert_eq!(
+        record["submitted_by"],
+        json!({"type": "token", "name": "writer"})
+    );
+    assert_eq!(record["prev"], Value::Null);
+    assert_eq!(record["action"], "conversation_started");
+    let nonce = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        record["nonce"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(nonce.len(), 16, "128 bits of server randomness");
+    assert!(record["received_at"].as_str().unwrap().ends_with('Z'));
+    // The stored leaf is exactly the canonical encoding of that JSON.
+    assert_eq!(server.ledger.entry(3).unwrap(), leaf_of(&record).unwrap());
+
+    // The same event again is another record: no two records share a leaf.
+    let again = post(
+        &server,
+        &event("c-2", "conversation_started", 0),
+        APPEND_TOKEN,
+        "",
+    )
+    .await
+    .ok("append again")
+    .json();
+    assert_ne!(again["records"][0]["leaf_hash"], appended["leaf_hash"]);
+
+    // Reading records needs the audit role; a raw entry is not a record.
+    let reader = format!("Bearer {READ_TOKEN}");
+    server
+        .get_as("/v1/records/3", Some(&reader))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden", "read role");
+    server.wait_published(5).await;
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    server
+        .get_as("/v1/records/0", Some(&auditor))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", "raw entry");
+}
+
+#[tokio::test]
+async fn invalid_records_get_422_naming_every_field_and_append_nothing() {
+    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    let mut missing = event("c", "tool_invoked", 1);
+    missing.as_object_mut().unwrap().remove("actor");
+    let mut bad_type = event("c", "tool_invoked", 2);
+    bad_type["actor"]["type"] = json!("robot");
+    let body = json!([
+        event("c", "tool_invoked", 0),
+        missing,
+        bad_type,
+        event("c", "launch", 3)
+    ]);
+    let reply = post(&server, &body, APPEND_TOKEN, "").await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let json = reply.json();
+    assert_eq!(json["error"], "invalid_record");
+    let fields: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["[1].actor", "[2].actor.type", "[3].action"]);
+    assert_eq!(server.tree().size, 0, "all or nothing");
+
+    let single = post(&server, &json!({"action": "error"}), APPEND_TOKEN, "").await;
+    let fields: Vec<String> = single.json()["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fields, vec!["timestamp", "actor"]);
+
+    for (body, code) in [
+        (json!([]), "invalid_entry"),
+        (json!("text"), "invalid_record"),
+    ] {
+        let reply = post(&server, &body, APPEND_TOKEN, "").await;
+        assert_eq!(reply.json()["error"], code, "{body}");
+    }
+    let not_json = server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[("authorization", format!("Bearer {APPEND_TOKEN}").as_bytes())],
+            "{not json",
+        )
+        .await;
+    not_json.assert_error(StatusCode::BAD_REQUEST, "invalid_entry", "not JSON");
+    assert_eq!(server.tree().size, 0);
+}
+
+#[tokio::test]
+async fn raw_entries_cannot_pose_as_records() {
+    let server = TestServer::open(0).await;
+    let forged = b"\x01{\"action\":\"access_granted\",\"submitted_by\":{\"type\":\"token\",\"name\":\"root\"}}";
+    let reply = server
+        .post_with(
+            "/v1/entries",
+            "application/octet-stream",
+            &[],
+            forged.to_vec(),
+        )
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_entry", "record marker");
+    assert_eq!(server.tree().size, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_build_one_linear_complete_chain_per_conversation() {
+    let server = Arc::new(TestServer::open(0).await);
+    let writers = 32;
+    let per_writer = 4;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let server = Arc::clone(&server);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let conversation = if i % 2 == 0 { "shared" } else { "other" };
+                let body = json!([event(conversation, "tool_invoked", w * 100 + i)]);
+                let reply = server
+                    .post_with(
+                        "/v1/records",
+                        "application/json",
+                        &[],
+                        serde_json::to_vec(&body).unwrap(),
+                    )
+                    .await
+                    .ok("concurrent append");
+                assert_eq!(reply.json()["records"].as_array().unwrap().len(), 1);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let size = server.tree().size;
+    assert_eq!(size, (writers * per_writer) as u64);
+    // Every record, by conversation, with its own leaf hash.
+    let mut by_conversation: BTreeMap<String, Vec<(u64, Hash, Option<Prev>)>> = BTreeMap::new();
+    for index in 0..size {
+        let leaf = server.ledger.entry(index).unwrap();
+        let record = veritrail_records::parse_leaf(&leaf).unwrap();
+        by_conversation
+            .entry(record["conversation_id"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((index, leaf_hash(&leaf), Prev::of(&record)));
+    }
+    assert_eq!(by_conversation.len(), 2);
+    for (conversation, records) in by_conversation {
+        // Each record links to the one before it in index order; the first to nothing.
+        assert_eq!(records[0].2, None, "{conversation}: the first has no prev");
+        for pair in records.windows(2) {
+            let (prev_index, prev_hash, _) = pair[0];
+            let (_, _, link) = pair[1];
+            assert_eq!(
+                link,
+                Some(Prev {
+                    index: prev_index,
+                    leaf_hash: prev_hash
+                }),
+                "{conversation}: one linear chain"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_ended_conversation_takes_no_more_records() {
+    let server = TestServer::open(0).await;
+    let body = json!([
+        event("c-9", "conversation_started", 0),
+        event("c-9", "conversation_ended", 1)
+    ]);
+    server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+        .ok("start and end");
+    for late in [
+        json!(event("c-9", "tool_invoked", 2)),
+        json!([
+            event("c-10", "conversation_started", 0),
+            event("c-9", "tool_invoked", 3)
+        ]),
+    ] {
+        let reply = server
+            .post_with(
+                "/v1/records",
+                "application/json",
+                &[],
+                serde_json::to_vec(&late).unwrap(),
+            )
+            .await;
+        reply.assert_error(StatusCode::CONFLICT, "conversation_closed", "late record");
+    }
+    assert_eq!(server.tree().size, 2, "a refused request appends nothing");
+    // Other conversations go on.
+    server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[],
+            serde_json::to_vec(&event("c-10", "conversation_started", 0)).unwrap(),
+        )
+        .await
+        .ok("another conversation");
+}
