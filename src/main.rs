@@ -39,7 +39,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, prove, serve,
+    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, prove, record, serve,
     verify_evidence, verify_receipt,
 };
 
@@ -74,6 +74,12 @@ enum Command {
     /// Prints its index and leaf hash. With --wait (or --receipt), waits until a signed
     /// checkpoint covers the entry and checks its receipt against --log-key.
     Append(Box<append::AppendArgs>),
+    /// Append agent audit records (a JSON event, or an array) to a running log over HTTP.
+    ///
+    /// Prints each record's index, id and leaf hash, after checking that the log stored the
+    /// event unchanged. With --wait (or --receipt), waits until a signed checkpoint covers
+    /// the records and checks their receipts against --log-key.
+    Record(Box<record::RecordArgs>),
     /// Read an entry from a running log.
     ///
     /// Writes its raw bytes to standard output (or --out). With --verify, proves first that
@@ -128,6 +134,7 @@ fn main() -> ExitCode {
         Command::Log(LogCommand::Verify(args)) => log_verify::run(&args).map(done),
         Command::Bench(command) => bench::run(command).map(done),
         Command::Append(args) => append::run(&args).map(done),
+        Command::Record(args) => record::run(&args).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

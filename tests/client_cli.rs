@@ -935,3 +935,66 @@ fn usage_and_network_failures_exit_2_with_a_hint() {
     }
     assert!(!state.exists(), "nothing was trusted");
 }
+
+#[test]
+fn record_appends_checked_agent_records_with_verified_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &["--origin", "records.test/log"]);
+    let events = dir.path().join("events.json");
+    std::fs::write(
+        &events,
+        br#"[
+          {"timestamp": "2026-03-01T12:00:00Z", "action": "conversation_started",
+           "actor": {"id": "u-1", "type": "user"}, "conversation_id": "c-1"},
+          {"timestamp": "2026-03-01T12:00:01Z", "action": "tool_invoked",
+           "actor": {"id": "triage", "type": "agent"}, "conversation_id": "c-1",
+           "gen_ai": {"gen_ai.tool.name": "ehr_read"}, "compliance": ["soc2", "hipaa"]}
+        ]"#,
+    )
+    .unwrap();
+    let key = server.key.clone();
+    let recorded =
+        run(&server.args(&["record", "--wait", "--log-key", &key, path(&events)])).expect(0);
+    let lines: Vec<String> = recorded.out().lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{}", recorded.out());
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("index {i} id ")), "{line}");
+    }
+    assert!(
+        recorded.stderr.contains("receipts verified: 2 record(s)"),
+        "{}",
+        recorded.stderr
+    );
+    // The second record links to the first: read it back as the admin (audit role).
+    server.wait_published(2);
+    let (status, body) = server.get("/v1/records/1");
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["record"]["prev"]["index"], 0);
+    assert_eq!(body["record"]["submitted_by"]["name"], "admin");
+    assert_eq!(
+        body["record"]["compliance"],
+        serde_json::json!(["hipaa", "soc2"])
+    );
+
+    // An invalid event: exit 2, every field at fault named, nothing appended.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        br#"{"timestamp": "yesterday", "action": "launch", "actor": {"id": "x", "type": "robot"}}"#,
+    )
+    .unwrap();
+    let refused = run(&server.args(&["record", path(&bad)])).expect(2);
+    for field in ["timestamp", "action", "actor.type", "invalid_record"] {
+        assert!(
+            refused.stderr.contains(field),
+            "{field}: {}",
+            refused.stderr
+        );
+    }
+    let not_json = dir.path().join("not.json");
+    std::fs::write(&not_json, b"{oops").unwrap();
+    let refused = run(&server.args(&["record", path(&not_json)])).expect(2);
+    assert!(refused.stderr.contains("is not JSON"), "{}", refused.stderr);
+    drop(server);
+}

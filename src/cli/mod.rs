@@ -12,6 +12,7 @@
 //! | `log verify`                 | [`log_verify`]        |
 //! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
+//! | `record`                     | [`record`]            |
 //! | `get`                        | [`get`]               |
 //! | `prove`                      | [`prove`]             |
 //! | `checkpoint`                 | [`checkpoint`]        |
@@ -29,6 +30,7 @@ pub(crate) mod log_append;
 pub(crate) mod log_verify;
 pub(crate) mod monitor;
 pub(crate) mod prove;
+pub(crate) mod record;
 pub(crate) mod serve;
 pub(crate) mod verify_evidence;
 pub(crate) mod verify_receipt;

@@ -32,6 +32,10 @@ pub struct AppendedRecord {
     pub index: u64,
     /// RFC 6962 leaf hash of the record's leaf, standard base64.
     pub leaf_hash: String,
+    /// The leaf as stored, standard base64: `0x01 ‖` the canonical JSON of the record (the
+    /// event plus the server's fields). A client checks it hashes to `leaf_hash`, holds its
+    /// event unchanged, and verifies the receipt with it.
+    pub leaf: String,
     /// With `wait=published`: the signed checkpoint note covering the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<String>,

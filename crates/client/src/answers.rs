@@ -20,6 +20,25 @@ pub struct Appended {
     pub published: Option<Published>,
 }
 
+/// The server's answer for one appended agent record, checked against the event sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded {
+    /// The record's id.
+    pub id: String,
+    /// Its index.
+    pub index: u64,
+    /// Its leaf hash (checked against `leaf`).
+    pub leaf_hash: Hash,
+    /// The leaf as stored: `0x01 ‖` the canonical JSON of `record`.
+    pub leaf: Vec<u8>,
+    /// The stored record: the event sent plus the server's fields (checked to hold the event
+    /// unchanged).
+    pub record: serde_json::Value,
+    /// With `wait_published`: what proves the record is in the log (the receipt is for
+    /// `leaf`).
+    pub published: Option<Published>,
+}
+
 /// Proof material returned by an append with `wait_published`. Not yet verified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Published {
@@ -139,6 +158,77 @@ pub(crate) fn appended(
         leaf_hash: claimed,
         published,
     })
+}
+
+/// Checks one record answer against the event sent: the leaf hashes to `leaf_hash`, is a
+/// canonical record, and holds every field of `event` unchanged (and its `id`, if it had one).
+pub(crate) fn recorded(
+    url: &str,
+    json: veritrail_api::AppendedRecord,
+    event: &serde_json::Value,
+    wait: bool,
+) -> Result<Recorded, ClientError> {
+    use base64::Engine as _;
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(&json.leaf)
+        .map_err(|e| malformed(url, format!("leaf: {e}")))?;
+    let entry = AppendedEntry {
+        index: json.index,
+        leaf_hash: json.leaf_hash,
+        checkpoint: json.checkpoint,
+        inclusion_proof: json.inclusion_proof,
+        receipt: json.receipt,
+    };
+    let checked = appended(url, entry, &leaf, wait)?;
+    let mismatch = |problem: String| ClientError::RecordMismatch {
+        index: checked.index,
+        problem,
+    };
+    let record = veritrail_records::parse_leaf(&leaf).map_err(|e| mismatch(e.to_string()))?;
+    let (Some(sent), Some(stored)) = (event.as_object(), record.as_object()) else {
+        return Err(mismatch("not a JSON object".into()));
+    };
+    // The canonical form of each sent field is what the record must hold.
+    for (field, value) in sent {
+        let got = stored.get(field);
+        let same = match field.as_str() {
+            // Stored lower-cased.
+            "id" => {
+                got.and_then(|g| g.as_str()).map(str::to_lowercase)
+                    == value.as_str().map(str::to_lowercase)
+            }
+            // A set: stored sorted, without duplicates.
+            "compliance" => got.map(as_set) == Some(as_set(value)),
+            _ => got.map(canonical) == Some(canonical(value)),
+        };
+        if !same {
+            return Err(mismatch(format!("field {field:?} changed")));
+        }
+    }
+    if stored.get("id").and_then(|id| id.as_str()) != Some(json.id.as_str()) {
+        return Err(mismatch("the answer's id is not the record's".into()));
+    }
+    Ok(Recorded {
+        id: json.id,
+        index: checked.index,
+        leaf_hash: checked.leaf_hash,
+        leaf,
+        record,
+        published: checked.published,
+    })
+}
+
+/// RFC 8785 text of a JSON value.
+fn canonical(value: &serde_json::Value) -> String {
+    serde_json_canonicalizer::to_string(value).unwrap_or_default()
+}
+
+/// The canonical texts of an array's elements, as a set.
+fn as_set(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    value
+        .as_array()
+        .map(|items| items.iter().map(canonical).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

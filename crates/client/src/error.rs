@@ -98,6 +98,15 @@ pub enum ClientError {
         /// The leaf hash from the proof, tile or answer it was checked against.
         expected: Hash,
     },
+    /// The record the log stored is not the event the client sent (a field changed, added
+    /// or dropped), or is not a well-formed record.
+    #[error("record {index}: the stored record does not hold the event sent: {problem}")]
+    RecordMismatch {
+        /// The record's index.
+        index: u64,
+        /// What differs.
+        problem: String,
+    },
     /// The server answered for another index or size than the one asked.
     #[error("asked for {what} {asked}, the server answered for {got}")]
     WrongAnswer {
@@ -179,6 +188,7 @@ impl ClientError {
             | ClientError::Rollback { .. }
             | ClientError::ImplausibleTreeSize { .. }
             | ClientError::EntryMismatch { .. }
+            | ClientError::RecordMismatch { .. }
             | ClientError::WrongAnswer { .. }
             | ClientError::TileRootMismatch { .. }
             | ClientError::TileMismatch { .. }

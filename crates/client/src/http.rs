@@ -365,6 +365,93 @@ impl LogClient {
         Ok(out)
     }
 
+    /// Appends agent records (`POST /v1/records`): `events` as one JSON array, all or
+    /// nothing, once durable; with `options.wait_published`, once a signed checkpoint covers
+    /// them. Each answer is checked: its leaf hashes to its leaf hash and holds its event
+    /// unchanged (the server only adds `id`, `received_at`, `submitted_by`, `nonce` and
+    /// `prev`).
+    ///
+    /// # Errors
+    /// [`ClientError::Local`] for no events or more than 1,000 (nothing is sent);
+    /// [`ClientError::RecordMismatch`] or [`ClientError::EntryMismatch`] when an answer does
+    /// not hold what was sent; [`ClientError::Api`] with `invalid_record` (its message and
+    /// `problems` name every field at fault) and the other append errors.
+    pub async fn append_records(
+        &self,
+        events: &[veritrail_records::AuditEvent],
+        options: &AppendOptions,
+    ) -> Result<Vec<crate::answers::Recorded>, ClientError> {
+        let values = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ClientError::local(std::path::Path::new("records"), e))?;
+        self.append_record_values(&values, options).await
+    }
+
+    /// As [`LogClient::append_records`], for events given as JSON (validated by the server,
+    /// which names every problem).
+    ///
+    /// # Errors
+    /// As [`LogClient::append_records`].
+    pub async fn append_record_values(
+        &self,
+        events: &[serde_json::Value],
+        options: &AppendOptions,
+    ) -> Result<Vec<crate::answers::Recorded>, ClientError> {
+        if events.is_empty() || events.len() > veritrail_records::MAX_RECORDS_PER_REQUEST {
+            return Err(ClientError::local(
+                std::path::Path::new("records"),
+                format!(
+                    "send 1 to {} records, not {}",
+                    veritrail_records::MAX_RECORDS_PER_REQUEST,
+                    events.len()
+                ),
+            ));
+        }
+        let body = serde_json::to_vec(events)
+            .map_err(|e| ClientError::local(std::path::Path::new("records"), e))?;
+        let path = if options.wait_published {
+            "v1/records?wait=published"
+        } else {
+            "v1/records"
+        };
+        let retry = if options.idempotency_key.is_some() {
+            Retry::Safe
+        } else {
+            Retry::Never
+        };
+        let request = Body {
+            content_type: "application/json",
+            bytes: body,
+            idempotency_key: options.idempotency_key.as_deref(),
+        };
+        let answer = self
+            .transport
+            .send(Method::POST, path, Some(request), MAX_JSON_RESPONSE, retry)
+            .await?;
+        let url = self.transport.url_for("v1/records")?.to_string();
+        let json: veritrail_api::RecordsResponse =
+            serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))?;
+        if json.records.len() != events.len() {
+            return Err(malformed(
+                &url,
+                format!(
+                    "{} answers for {} records",
+                    json.records.len(),
+                    events.len()
+                ),
+            ));
+        }
+        json.records
+            .into_iter()
+            .zip(events)
+            .map(|(answer, event)| {
+                crate::answers::recorded(&url, answer, event, options.wait_published)
+            })
+            .collect()
+    }
+
     async fn post_entries(
         &self,
         content_type: &'static str,

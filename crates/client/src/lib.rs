@@ -68,6 +68,7 @@ pub mod tiles;
 mod transport;
 pub mod verify;
 
+pub use answers::Recorded;
 pub use error::ClientError;
 pub use evidence::Evidence;
 pub use http::{AppendOptions, Appended, ClientConfig, LogClient};

@@ -280,7 +280,16 @@ async fn read_capped(
 /// as the message.
 fn api_error(url: &str, status: StatusCode, body: &[u8]) -> ClientError {
     let (code, message) = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => (e.error.as_str().to_owned(), e.message),
+        Ok(e) if e.problems.is_empty() => (e.error.as_str().to_owned(), e.message),
+        // `invalid_record`: every problem, each naming its field.
+        Ok(e) => {
+            let problems: Vec<String> = e
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.problem))
+                .collect();
+            (e.error.as_str().to_owned(), problems.join("; "))
+        }
         Err(_) => match newer_error_body(body) {
             Some(pair) => pair,
             None => {

@@ -42,6 +42,9 @@ pub struct Committed {
     pub tree: TreeHead,
     /// The leaf hash of each of the request's entries, in order.
     pub leaf_hashes: Vec<veritrail_ledger::Hash>,
+    /// For a records request, the leaves as the committer encoded them (with their chain
+    /// links); empty for raw entries, whose bytes the requester has.
+    pub leaves: Vec<Bytes>,
 }
 
 /// A queued request.
@@ -51,6 +54,8 @@ struct Job {
     entries: Vec<Bytes>,
     /// Agent records waiting for their chain links (empty for raw entries).
     records: Vec<Unchained>,
+    /// Whether `entries` are linked records (answered with their leaves).
+    linked: bool,
     /// Entries the job appends.
     count: usize,
     /// Bytes of queue room it holds (for records: the most their leaves can take).
@@ -247,6 +252,7 @@ impl Sequencer {
         let job = Job {
             entries,
             records,
+            linked: false,
             count,
             bytes,
             keyed,
@@ -469,6 +475,7 @@ impl Committer {
             next += leaves.len() as u64;
             job.entries = leaves;
             job.records.clear();
+            job.linked = true;
             kept.push(job);
         }
         (kept, staged)
@@ -538,11 +545,13 @@ impl Committer {
                     let indices = next..next + job.entries.len() as u64;
                     next = indices.end;
                     let leaf_hashes = hashes.by_ref().take(job.entries.len()).collect();
+                    let leaves = if job.linked { job.entries } else { Vec::new() };
                     // A requester that gave up (timeout, disconnect) simply does not listen.
                     let _ = job.reply.send(Ok(Committed {
                         indices,
                         tree: appended.tree,
                         leaf_hashes,
+                        leaves,
                     }));
                 }
                 self.committed.send_replace(appended.tree);

@@ -144,11 +144,19 @@ pub(crate) async fn append_records(
             })??
         }
     };
-    if committed.leaf_hashes.len() != count {
+    if committed.leaf_hashes.len() != count || committed.leaves.len() != count {
         return Err(Internal::EmptyResult.into());
     }
     metrics::counter!("veritrail_records_appended_total").increment(count as u64);
-    respond(&state, committed.indices, &committed.leaf_hashes, ids, wait).await
+    respond(
+        &state,
+        committed.indices,
+        &committed.leaf_hashes,
+        ids,
+        &committed.leaves,
+        wait,
+    )
+    .await
 }
 
 /// Parses and validates the body (one event or an array) and encodes every record. All
@@ -226,7 +234,8 @@ async fn replay(
                 .ok_or(ApiError::Internal(Internal::EmptyResult))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    respond(state, indices, &hashes, ids, wait).await
+    let leaves: Vec<Bytes> = leaves.into_iter().map(Bytes::from).collect();
+    respond(state, indices, &hashes, ids, &leaves, wait).await
 }
 
 async fn respond(
@@ -234,16 +243,19 @@ async fn respond(
     indices: std::ops::Range<u64>,
     hashes: &[Hash],
     ids: Vec<String>,
+    leaves: &[Bytes],
     wait: bool,
 ) -> Result<Response, ApiError> {
     let entries = appended(state, indices, hashes, wait).await?;
     let records = entries
         .into_iter()
         .zip(ids)
-        .map(|(entry, id)| AppendedRecord {
+        .zip(leaves)
+        .map(|((entry, id), leaf)| AppendedRecord {
             id,
             index: entry.index,
             leaf_hash: entry.leaf_hash,
+            leaf: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, leaf),
             checkpoint: entry.checkpoint,
             inclusion_proof: entry.inclusion_proof,
             receipt: entry.receipt,
