@@ -55,6 +55,11 @@ pub use record::{
 };
 pub use validate::{FieldProblem, parse_event};
 
+/// The JSON Schema (draft 2020-12) of an event, as `GET /v1/schema/event.json` serves it.
+/// `tests/schema.rs` checks that it accepts and refuses what [`parse_event`] does; the few
+/// rules JSON Schema cannot state are named in its `description`.
+pub const EVENT_SCHEMA: &str = include_str!("../schema/event.schema.json");
+
 /// Most records in one `POST /v1/records` request.
 pub const MAX_RECORDS_PER_REQUEST: usize = 1000;
 

@@ -159,7 +159,7 @@ pub fn parse_event(value: &Value) -> Result<AuditEvent, Vec<FieldProblem>> {
     }
     if let Some(id) = map.get("id")
         && let Some(text) = c.text("id", id, 36)
-        && uuid::Uuid::parse_str(text).is_err()
+        && (text.len() != 36 || uuid::Uuid::parse_str(text).is_err())
     {
         c.problem("id", "must be a UUID (8-4-4-4-12 hex digits)");
     }

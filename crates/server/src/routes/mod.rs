@@ -38,6 +38,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(append::append),
         routes!(records::append_records),
         routes!(records::record),
+        routes!(records::event_schema),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::consistency_proof),

@@ -324,3 +324,24 @@ pub(crate) async fn record(
     })
     .into_response())
 }
+
+/// `GET /v1/schema/event.json`
+#[utoipa::path(
+    get,
+    path = "/v1/schema/event.json",
+    tag = "records",
+    summary = "The JSON Schema of an agent audit event",
+    description = "JSON Schema draft 2020-12 of what `POST /v1/records` takes (one event), \
+checked in CI to accept and refuse what the server's validator does; its `description` names \
+the few rules JSON Schema cannot state. Public.",
+    responses(
+        (status = 200, description = "The schema", content_type = "application/schema+json"),
+    )
+)]
+pub(crate) async fn event_schema() -> Response {
+    crate::routes::reply::typed(
+        "application/schema+json",
+        Some("public, max-age=3600"),
+        veritrail_records::EVENT_SCHEMA,
+    )
+}

@@ -304,3 +304,18 @@ async fn an_ended_conversation_takes_no_more_records() {
         .await
         .ok("another conversation");
 }
+
+#[tokio::test]
+async fn the_event_schema_is_served_publicly() {
+    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    let reply = server.get("/v1/schema/event.json").await.ok("schema");
+    assert_eq!(
+        reply.headers["content-type"].to_str().unwrap(),
+        "application/schema+json"
+    );
+    assert_eq!(reply.body, veritrail_records::EVENT_SCHEMA.as_bytes());
+    assert_eq!(
+        reply.json()["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+}
