@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use veritrail_server::auth::{Auth, Role, TokenFile, generate_token, token_entry};
-use veritrail_server::config::{BatchConfig, ConnectionConfig, LimitsConfig, PublishConfig};
+use veritrail_server::config::{
+    BatchConfig, ConnectionConfig, LimitsConfig, PublishConfig, RecordsConfig,
+};
 use veritrail_server::{Server, ServerConfig};
 
 use crate::cli::common::datadir::DataArgs;
@@ -90,6 +92,14 @@ pub(crate) struct ServeArgs {
     /// Largest request target and largest header section, in bytes (1 KiB to 1 MiB).
     #[arg(long, default_value_t = ConnectionConfig::default().max_header_bytes)]
     max_header_bytes: usize,
+    /// A secret or identifier in a record's metadata (details, resource.uri): `redact`
+    /// replaces it with [REDACTED:<kind>] and lists the kind in the record's `scrubbed`;
+    /// `reject` refuses the record with 422.
+    #[arg(long, default_value = "redact", value_parser = parse_scrub)]
+    scrub: veritrail_server::ScrubMode,
+    /// The medical-record-number pattern of the scrubber (a regex).
+    #[arg(long, default_value = veritrail_server::DEFAULT_MRN_PATTERN)]
+    mrn_pattern: String,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -127,6 +137,15 @@ fn parse_budget(text: &str) -> Result<usize, String> {
         .filter(|b| (min..=MAX_BUDGET).contains(b))
         .ok_or_else(|| format!("{text:?}: the budget must be between 64KiB and 16GiB{hint}"))?;
     usize::try_from(bytes).map_err(|_| format!("{text:?} does not fit this machine's memory"))
+}
+
+/// Parses `--scrub`.
+fn parse_scrub(text: &str) -> Result<veritrail_server::ScrubMode, String> {
+    match text {
+        "redact" => Ok(veritrail_server::ScrubMode::Redact),
+        "reject" => Ok(veritrail_server::ScrubMode::Reject),
+        other => Err(format!("{other:?}: use redact or reject")),
+    }
 }
 
 /// File of the idempotency journal in the data directory.
@@ -238,6 +257,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             max_connections: args.max_connections,
             max_requests_per_connection: args.max_requests_per_connection,
             max_header_bytes: args.max_header_bytes,
+        },
+        records: RecordsConfig {
+            scrub: args.scrub,
+            mrn_pattern: args.mrn_pattern.clone(),
         },
         public_read: args.public_read,
         no_auth: args.no_auth,

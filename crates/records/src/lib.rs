@@ -7,6 +7,8 @@
 //!   classification and compliance domains — documented field by field in `docs/events.md`;
 //! - [`parse_event`] ([`validate`]): every problem of a submitted JSON event named by its field
 //!   path, never a panic;
+//! - [`scrub_event`] ([`scrub`]): secrets and PHI-like identifiers cut out of free-text
+//!   metadata before anything is encoded;
 //! - the record leaf ([`record`]): `0x01 ‖` the [RFC 8785](https://www.rfc-editor.org/rfc/rfc8785)
 //!   (JCS) canonical JSON of the event plus the server's fields — who submitted it, when it
 //!   was received, 128 bits of server randomness, and the link to the previous record of the
@@ -44,6 +46,7 @@
 
 pub mod event;
 pub mod record;
+pub mod scrub;
 pub mod validate;
 
 pub use event::{
@@ -53,6 +56,7 @@ pub use record::{
     LEAF_VERSION, NONCE_BYTES, Prev, RecordError, SubmittedBy, Unchained, is_record, leaf_of,
     parse_leaf,
 };
+pub use scrub::{ScrubMode, Scrubber, scrub_event};
 pub use validate::{FieldProblem, parse_event};
 
 /// The JSON Schema (draft 2020-12) of an event, as `GET /v1/schema/event.json` serves it.

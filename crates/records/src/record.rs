@@ -7,6 +7,8 @@
 //! every other top-level key is known, so the canonical bytes are the members sorting before
 //! `"prev"`, then `"prev"`, then the rest; [`Unchained::leaf`] only concatenates.
 
+use std::collections::BTreeSet;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -131,6 +133,21 @@ impl Unchained {
         received_at: time::OffsetDateTime,
         nonce: [u8; NONCE_BYTES],
     ) -> Result<Unchained, RecordError> {
+        Unchained::scrubbed(event, submitted_by, received_at, nonce, &BTreeSet::new())
+    }
+
+    /// As [`Unchained::new`], for an event [`crate::scrub::scrub_event`] changed: the record
+    /// lists the `scrubbed` kinds (when there are any).
+    ///
+    /// # Errors
+    /// As [`Unchained::new`].
+    pub fn scrubbed(
+        event: AuditEvent,
+        submitted_by: &SubmittedBy,
+        received_at: time::OffsetDateTime,
+        nonce: [u8; NONCE_BYTES],
+        scrubbed: &BTreeSet<String>,
+    ) -> Result<Unchained, RecordError> {
         let id = match &event.id {
             Some(id) => uuid::Uuid::parse_str(id)
                 .map(|u| u.hyphenated().to_string())
@@ -150,6 +167,9 @@ impl Unchained {
         map.insert("received_at".into(), Value::String(received_at));
         map.insert("submitted_by".into(), serde_json::to_value(submitted_by)?);
         map.insert("nonce".into(), Value::String(STANDARD.encode(nonce)));
+        if !scrubbed.is_empty() {
+            map.insert("scrubbed".into(), serde_json::to_value(scrubbed)?);
+        }
         let (before, after): (Map<String, Value>, Map<String, Value>) =
             map.into_iter().partition(|(key, _)| key.as_str() < "prev");
         let unchained = Unchained {

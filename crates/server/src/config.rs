@@ -145,6 +145,9 @@ pub enum ConfigError {
         /// [`PublishConfig::MAX_REPUBLISH`].
         max: Duration,
     },
+    /// The medical-record-number pattern is not a valid regex.
+    #[error("--mrn-pattern: {0}")]
+    MrnPattern(String),
     /// A setting outside the range the server runs with.
     #[error("{setting} = {got} is out of range: it must be from {min} to {max}")]
     OutOfRange {
@@ -241,6 +244,25 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// How agent records are treated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordsConfig {
+    /// What a secret or identifier found in a record's metadata does: redacted (default) or
+    /// refused with 422.
+    pub scrub: veritrail_records::ScrubMode,
+    /// The medical-record-number pattern (a regex) of the scrubber.
+    pub mrn_pattern: String,
+}
+
+impl Default for RecordsConfig {
+    fn default() -> Self {
+        RecordsConfig {
+            scrub: veritrail_records::ScrubMode::Redact,
+            mrn_pattern: veritrail_records::scrub::DEFAULT_MRN_PATTERN.to_owned(),
+        }
+    }
+}
+
 /// Everything the server needs besides the ledger and the tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -252,6 +274,8 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     /// Connection handling.
     pub connections: ConnectionConfig,
+    /// Agent records.
+    pub records: RecordsConfig,
     /// Serve entries and entry bundles without a token.
     pub public_read: bool,
     /// Accept every request without a token (local demos and tests; loopback only).
@@ -339,6 +363,8 @@ impl ServerConfig {
             u64::MAX,
         )?;
         in_range("max-header-bytes", c.max_header_bytes, 1 << 10, 1 << 20)?;
+        veritrail_records::Scrubber::new(&self.records.mrn_pattern)
+            .map_err(|e| ConfigError::MrnPattern(e.to_string()))?;
         Ok(())
     }
 }

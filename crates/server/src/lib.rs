@@ -61,6 +61,8 @@ use veritrail_ledger::Ledger;
 
 pub use crate::config::ServerConfig;
 pub use crate::error::{ApiError, StartError};
+pub use veritrail_records::ScrubMode;
+pub use veritrail_records::scrub::DEFAULT_MRN_PATTERN;
 
 use crate::auth::Auth;
 use crate::idempotency::Idempotency;
@@ -90,6 +92,8 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     /// False while the publisher's last attempt to sign a checkpoint failed.
     pub signing_ok: Arc<std::sync::atomic::AtomicBool>,
+    /// The scrubber of agent records' metadata.
+    pub scrubber: Arc<veritrail_records::Scrubber>,
 }
 
 impl std::ops::Deref for AppState {
@@ -179,6 +183,8 @@ impl Server {
         auth: Auth,
     ) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
+        let scrubber = veritrail_records::Scrubber::new(&config.records.mrn_pattern)
+            .map_err(|e| StartError::Config(config::ConfigError::MrnPattern(e.to_string())))?;
         let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
         let (published_tx, published_rx) = watch::channel(None);
         let (stop_publisher, mut stop_rx) = watch::channel(false);
@@ -228,6 +234,7 @@ impl Server {
             idempotency,
             metrics: metrics_handle(),
             signing_ok,
+            scrubber: Arc::new(scrubber),
         }));
         Ok(Server {
             state,

@@ -13,6 +13,7 @@ use veritrail_api::{AppendedRecord, ErrorBody, FieldProblem, RecordWithProof, Re
 use veritrail_ledger::{Hash, leaf_hash};
 use veritrail_records::{
     MAX_RECORDS_PER_REQUEST, NONCE_BYTES, SubmittedBy, Unchained, parse_event, parse_leaf,
+    scrub_event,
 };
 
 use crate::AppState;
@@ -83,7 +84,7 @@ pub(crate) async fn append_records(
         },
         _ => InvalidEntry::Unreadable(e).into(),
     })?;
-    let records = prepare(&body, &submitted_by)?;
+    let records = prepare(&state, &body, &submitted_by)?;
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let timeout = state.config.limits.request_timeout;
 
@@ -161,7 +162,11 @@ pub(crate) async fn append_records(
 
 /// Parses and validates the body (one event or an array) and encodes every record. All
 /// problems of all records are reported together.
-fn prepare(body: &[u8], submitted_by: &SubmittedBy) -> Result<Vec<Unchained>, ApiError> {
+fn prepare(
+    state: &AppState,
+    body: &[u8],
+    submitted_by: &SubmittedBy,
+) -> Result<Vec<Unchained>, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::InvalidEntry(InvalidEntry::NotJson {
             message: e.to_string(),
@@ -192,10 +197,24 @@ fn prepare(body: &[u8], submitted_by: &SubmittedBy) -> Result<Vec<Unchained>, Ap
                 field: prefix(p.field),
                 problem: p.problem,
             })),
-            Ok(event) => {
+            Ok(mut event) => {
+                let scrubbed =
+                    match scrub_event(&state.scrubber, &mut event, state.config.records.scrub) {
+                        Ok(kinds) => kinds,
+                        Err(found) => {
+                            problems.extend(found.into_iter().map(|p| FieldProblem {
+                                field: prefix(p.field),
+                                problem: p.problem,
+                            }));
+                            continue;
+                        }
+                    };
+                if !scrubbed.is_empty() {
+                    metrics::counter!("veritrail_records_scrubbed_total").increment(1);
+                }
                 let mut nonce = [0u8; NONCE_BYTES];
                 getrandom::fill(&mut nonce).map_err(Internal::Random)?;
-                match Unchained::new(event, submitted_by, received_at, nonce) {
+                match Unchained::scrubbed(event, submitted_by, received_at, nonce, &scrubbed) {
                     Ok(record) => records.push(record),
                     Err(e) => problems.push(FieldProblem {
                         field: prefix(String::new()),

@@ -319,3 +319,101 @@ async fn the_event_schema_is_served_publicly() {
         "https://json-schema.org/draft/2020-12/schema"
     );
 }
+
+/// Secrets that must never reach the tree.
+const SECRETS: [&str; 6] = [
+    "jane.doe@example.com",
+    "123-45-6789",
+    "hunter2hunter2",
+    "AKIAIOSFODNN7EXAMPLE",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "MRN 7654321",
+];
+
+fn leaky_event() -> Value {
+    json!({
+        "timestamp": "2026-03-01T12:00:00Z",
+        "action": "data_accessed",
+        "actor": {"id": "triage", "type": "agent"},
+        "resource": {"type": "db", "id": "ehr", "uri": "postgres://svc:hunter2hunter2@db/ehr"},
+        "details": {
+            "note": format!("patient {} ssn {} {}", SECRETS[0], SECRETS[1], SECRETS[5]),
+            "env": {"AWS_ACCESS_KEY_ID": SECRETS[3]},
+            "headers": [format!("Authorization: Bearer {}", SECRETS[4])]
+        }
+    })
+}
+
+#[tokio::test]
+async fn secrets_in_metadata_are_redacted_and_never_reach_the_tree() {
+    let server = TestServer::open(0).await;
+    server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[],
+            serde_json::to_vec(&leaky_event()).unwrap(),
+        )
+        .await
+        .ok("append");
+    let leaf = server.ledger.entry(0).unwrap();
+    let record = veritrail_records::parse_leaf(&leaf).unwrap();
+    let scrubbed: Vec<&str> = record["scrubbed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        scrubbed,
+        vec!["cloud_key", "email", "jwt", "mrn", "ssn", "url_password"]
+    );
+    assert!(
+        record["details"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:email]")
+    );
+    // Scan every stored bundle (what the tree commits to) for each secret.
+    let size = server.tree().size;
+    for bundle in 0..size.div_ceil(256) {
+        let width = veritrail_ledger::tile::entry_bundle_width(bundle, size).unwrap();
+        let bytes = server.ledger.entry_bundle(bundle, width).unwrap();
+        for secret in SECRETS {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} reached bundle {bundle}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn reject_mode_refuses_a_record_with_secrets_naming_the_fields() {
+    let mut config = fast_config();
+    config.records.scrub = veritrail_server::ScrubMode::Reject;
+    let server = TestServer::start(veritrail_server::auth::Auth::disabled(), config, 0).await;
+    let reply = server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[],
+            serde_json::to_vec(&leaky_event()).unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let json = reply.json();
+    let fields: std::collections::BTreeSet<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains("details.note"), "{fields:?}");
+    assert!(fields.contains("resource.uri"), "{fields:?}");
+    assert!(
+        fields.contains("details.env.AWS_ACCESS_KEY_ID"),
+        "{fields:?}"
+    );
+    assert_eq!(server.tree().size, 0);
+}
