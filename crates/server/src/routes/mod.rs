@@ -3,7 +3,7 @@
 //! that serves requests.
 //!
 //! - `append`: `POST /v1/entries`;
-//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
+//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, hash tiles, entry bundles);
 //! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
 //! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
@@ -36,10 +36,12 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(append::append),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
+        routes!(proofs::inclusion_proof_by_leaf_hash),
         routes!(proofs::consistency_proof),
         routes!(proofs::checkpoint_at),
         routes!(tiles::checkpoint),
-        routes!(tiles::tile),
+        routes!(tiles::hash_tile),
+        routes!(tiles::entry_bundle),
         routes!(operations::healthz),
         routes!(operations::readyz),
         routes!(operations::metrics),

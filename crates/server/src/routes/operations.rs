@@ -95,7 +95,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         AccessErrors,
         TimeoutError,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub(crate) async fn metrics(
     State(state): State<AppState>,

@@ -5,12 +5,15 @@
 //!   `--public-read` and with `--no-auth`, and the denial counter;
 //! - [`bad_input`]: malformed bodies, parameters and paths each get the exact 4xx JSON error
 //!   and leave the tree unchanged;
+//! - [`dictionary`]: a dictionary attack on a low-entropy entry without a token finds no
+//!   oracle; what public hash tiles still reveal about raw entries;
 //! - [`idempotency`]: `Idempotency-Key` retries, conflicts and malformed keys;
 //! - [`regressions`]: server bugs found while writing these tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod auth;
 mod bad_input;
+mod dictionary;
 mod idempotency;
 mod regressions;
 
