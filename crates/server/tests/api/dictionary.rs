@@ -122,6 +122,17 @@ async fn a_dictionary_attack_without_a_token_is_not_answered() {
             .assert_error(StatusCode::UNAUTHORIZED, "unauthorized", &uri);
     }
 
+    // Nor through the public hash tile route with a percent-encoded `/`: that is not a tile.
+    for uri in [
+        format!("/tile/entries%2F000.p%2F{size}"),
+        format!("/tile/entries%2F000.p/{size}"),
+    ] {
+        server
+            .get(&uri)
+            .await
+            .assert_error(StatusCode::NOT_FOUND, "not_found", &uri);
+    }
+
     // What is public holds no entry bytes, in the clear or in base64.
     let mut public = vec![
         "/checkpoint".to_owned(),
