@@ -231,15 +231,18 @@ impl Server {
     fn tiles_served(&self) -> u64 {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
+        // Hash tiles and entry bundles are two routes.
         String::from_utf8(body)
             .unwrap()
             .lines()
-            .find(|l| {
+            .filter(|l| {
                 l.starts_with("veritrail_http_responses_total{")
-                    && l.contains(r#"route="/tile/{*path}""#)
+                    && (l.contains(r#"route="/tile/{*path}""#)
+                        || l.contains(r#"route="/tile/entries/{*path}""#))
                     && l.contains(r#"status="200""#)
             })
-            .map_or(0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
     }
 
     /// Appends `entries` in batches of 4096 (`application/x-veritrail-entries`).

@@ -20,7 +20,8 @@ pub(crate) struct ProveArgs {
     #[command(flatten)]
     trust: TrustArgs,
     /// Prove the first entry with this leaf hash (base64 of SHA-256(0x00 || entry)) instead
-    /// of an index.
+    /// of an index. Needs a --token with the read role (unless the server runs with
+    /// --public-read): the lookup tells whether an entry is in the log.
     #[arg(long, value_name = "BASE64", conflicts_with = "index")]
     leaf_hash: Option<String>,
     /// Write the proof as a receipt (c2sp.org/tlog-proof@v1) to this file.

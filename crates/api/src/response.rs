@@ -85,7 +85,8 @@ pub enum AppendResponse {
     Batch(Vec<AppendedEntry>),
 }
 
-/// An inclusion proof, as returned by `GET /v1/proof/inclusion`.
+/// An inclusion proof, as returned by `GET /v1/proof/inclusion` and
+/// `GET /v1/proof/inclusion/by-leaf-hash`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProofResponse {

@@ -232,8 +232,9 @@ impl LogClient {
         Ok(proof)
     }
 
-    /// `GET /v1/proof/inclusion?leaf_hash=..[&size=..]`: the proof for the first leaf with
-    /// that hash, unverified.
+    /// `GET /v1/proof/inclusion/by-leaf-hash?leaf_hash=..[&size=..]`: the proof for the first
+    /// leaf with that hash, unverified. Needs a token with the `read` role (unless the server
+    /// runs with `--public-read`): the answer confirms that an entry is in the log.
     ///
     /// # Errors
     /// As [`LogClient::inclusion_proof`].
@@ -244,7 +245,7 @@ impl LogClient {
     ) -> Result<InclusionProof, ClientError> {
         // Base64 uses `+`, `/` and `=`; percent-encode them for the query string.
         let encoded: String = url_escape(&leaf_hash.to_base64());
-        let mut path = format!("v1/proof/inclusion?leaf_hash={encoded}");
+        let mut path = format!("v1/proof/inclusion/by-leaf-hash?leaf_hash={encoded}");
         if let Some(size) = size {
             path.push_str(&format!("&size={size}"));
         }

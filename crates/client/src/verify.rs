@@ -279,7 +279,8 @@ impl VerifyingClient {
     }
 
     /// Proves that an entry with this leaf hash is in the log (the first such leaf), using
-    /// the JSON API to find it.
+    /// the JSON API to find it (`/v1/proof/inclusion/by-leaf-hash`, which needs a token with
+    /// the `read` role unless the server runs with `--public-read`).
     ///
     /// # Errors
     /// As [`VerifyingClient::prove`]; `404 not_found` if the log has no such leaf.

@@ -579,6 +579,8 @@ async fn append_route(
     json(answer)
 }
 
+/// `/v1/proof/inclusion` (by index) and `/v1/proof/inclusion/by-leaf-hash`: one handler, which
+/// takes either parameter on either route (the client only sends each to its own).
 async fn inclusion_route(
     State(shared): State<Arc<Shared>>,
     Query(query): Query<HashMap<String, String>>,
@@ -629,8 +631,11 @@ async fn consistency_route(
     if size > log.size() {
         return api_error(422, "size_out_of_range", "beyond the committed tree");
     }
-    if old == 0 || old > size {
+    if old == 0 {
         return api_error(400, "invalid_parameter", "old");
+    }
+    if old > size {
+        return api_error(422, "size_out_of_range", "old beyond size");
     }
     let (answered, proof) = twist(proofs, old, |o| log.consistency(o, size));
     json(serde_json::json!({ "old": answered, "tree_size": size, "proof": b64(&proof) }))
@@ -643,6 +648,7 @@ fn app(shared: Arc<Shared>) -> Router {
         .route("/v1/entries", axum::routing::post(append_route))
         .route("/v1/entries/{index}", get(entry_route))
         .route("/v1/proof/inclusion", get(inclusion_route))
+        .route("/v1/proof/inclusion/by-leaf-hash", get(inclusion_route))
         .route("/v1/proof/consistency", get(consistency_route))
         .fallback(|| async { api_error(404, "not_found", "no such endpoint") })
         .layer(middleware::from_fn_with_state(shared.clone(), intercept))

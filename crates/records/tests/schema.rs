@@ -294,6 +294,22 @@ fn each_invalid_variation_is_refused_by_both() {
             set(&["gen_ai", "gen_ai.operation.name"], json!("Chat Now")),
         ),
         ("details not an object", set(&["details"], json!([1, 2]))),
+        (
+            "details too deep",
+            set(
+                &["details"],
+                json!({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":1}}}}}}}}),
+            ),
+        ),
+        ("details empty key", set(&["details"], json!({"": 1}))),
+        (
+            "details long key",
+            set(&["details"], json!({"k".repeat(129): 1})),
+        ),
+        (
+            "details inexact number",
+            set(&["details", "n"], json!(9_007_199_254_740_993u64)),
+        ),
     ];
     let mut wrong = Vec::new();
     for (what, event) in &cases {

@@ -12,13 +12,16 @@
 //! | role     | grants                                                        |
 //! |----------|---------------------------------------------------------------|
 //! | `append` | `POST /v1/entries`                                            |
-//! | `read`   | entries and entry bundles                                     |
+//! | `read`   | entries, entry bundles, the lookup by leaf hash               |
 //! | `audit`  | everything `read` grants, plus the checkpoint history         |
 //! | `admin`  | everything, including `/metrics`                              |
 //!
-//! The checkpoint, hash tiles, proofs, health and the OpenAPI document are public: they reveal
-//! no entry content. Entries and bundles need `read` unless the server runs with
-//! `--public-read`.
+//! The checkpoint, hash tiles, proofs by index, consistency proofs, health and the OpenAPI
+//! document are public: they serve hashes, never entry bytes. A hash hides an entry only if
+//! the entry cannot be guessed: the public level-0 tiles let anyone confirm a guess of a raw
+//! entry with little entropy (`docs/threat-model.md`). Entries, bundles and the lookup by leaf
+//! hash (which answers whether an entry is in the log, an oracle for such guesses) need `read`
+//! unless the server runs with `--public-read`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -234,7 +237,12 @@ impl Auth {
         })
     }
 
-    /// Whether entries and bundles are public.
+    /// Whether requests are authenticated at all (false with `--no-auth`).
+    pub fn authenticates(&self) -> bool {
+        !self.no_auth
+    }
+
+    /// Whether entries, bundles and the lookup by leaf hash are public.
     pub fn public_read(&self) -> bool {
         self.public_read || self.no_auth
     }
@@ -283,7 +291,8 @@ impl Auth {
         }
     }
 
-    /// Checks access to entry content: public with `--public-read`, else `read`.
+    /// Checks access to entry content (entries, bundles, the lookup by leaf hash): public with
+    /// `--public-read`, else `read`.
     ///
     /// # Errors
     /// As [`Auth::require`].

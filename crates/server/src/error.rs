@@ -54,13 +54,16 @@ pub enum ApiError {
         /// Tree size.
         size: u64,
     },
-    /// A tree size is beyond the current tree.
-    #[error("tree size {requested} is beyond the current tree size {current}")]
+    /// A tree size is beyond the tree it is compared with: the committed tree, or for a
+    /// consistency proof the new size (`old` > `size`).
+    #[error("{}", bound.describe(*requested, *current))]
     SizeOutOfRange {
-        /// Requested size.
+        /// Requested size (`old` for [`SizeBound::NewSize`]).
         requested: u64,
-        /// Current tree size.
+        /// The size it exceeds: the committed tree's, or the proof's new size.
         current: u64,
+        /// Which of the two `current` is.
+        bound: SizeBound,
     },
     /// The path exists but does not take the request's method.
     #[error("method not allowed here; the Allow header lists the methods this path takes")]
@@ -141,6 +144,30 @@ pub enum ApiError {
     /// An internal fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(#[from] Internal),
+}
+
+/// What the requested size of an [`ApiError::SizeOutOfRange`] was compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SizeBound {
+    /// The committed tree: no proof or tile reaches beyond it.
+    Committed,
+    /// The new size of a consistency proof: the old size may not exceed it.
+    NewSize,
+}
+
+impl SizeBound {
+    /// The message of a size `requested` beyond `current`.
+    fn describe(self, requested: u64, current: u64) -> String {
+        match self {
+            SizeBound::Committed => {
+                format!("tree size {requested} is beyond the current tree size {current}")
+            }
+            SizeBound::NewSize => format!(
+                "old size {requested} is beyond the tree size {current}; need 0 < old <= size"
+            ),
+        }
+    }
 }
 
 /// Why a request body is not a valid entry or entry batch (`invalid_entry`).
@@ -399,9 +426,11 @@ impl From<veritrail_ledger::Error> for ApiError {
         use veritrail_ledger::Error as E;
         match err {
             E::IndexOutOfRange { index, size } => ApiError::IndexOutOfRange { index, size },
-            E::SizeOutOfRange { requested, current } => {
-                ApiError::SizeOutOfRange { requested, current }
-            }
+            E::SizeOutOfRange { requested, current } => ApiError::SizeOutOfRange {
+                requested,
+                current,
+                bound: SizeBound::Committed,
+            },
             E::InvalidSizes { old, new } => ApiError::param(
                 "old",
                 format!("no consistency proof from size {old} to size {new}; need 0 < old <= size"),

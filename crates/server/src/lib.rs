@@ -142,6 +142,8 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(Extension(routes::OpenApiJson::render(&openapi::finish(
             doc,
+            &state.auth,
+            &state.config.limits,
         ))))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -151,10 +153,19 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The OpenAPI document of [`app`]'s routes, built from the same router (what
-/// `GET /openapi.json` serves).
+/// The OpenAPI document of [`app`]'s routes, built from the same router: what
+/// `GET /openapi.json` serves on a server with tokens, without `--public-read` and with the
+/// default limits.
 pub fn api_document() -> utoipa::openapi::OpenApi {
-    openapi::finish(routes::router().into_openapi())
+    // `Auth::default()` authenticates every request with tokens (none known) and is not
+    // `--public-read`.
+    api_document_for(&Auth::default(), &config::LimitsConfig::default())
+}
+
+/// The OpenAPI document of a server with the access policy `auth` and the limits `limits`
+/// (what its `GET /openapi.json` serves).
+pub fn api_document_for(auth: &Auth, limits: &config::LimitsConfig) -> utoipa::openapi::OpenApi {
+    openapi::finish(routes::router().into_openapi(), auth, limits)
 }
 
 /// A running server: the state plus the publisher task.

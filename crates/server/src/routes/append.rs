@@ -17,7 +17,7 @@ use crate::auth::Appender;
 use crate::body::{fingerprint, is_batch, parse_entries};
 use crate::error::{ApiError, Internal, InvalidEntry};
 use crate::idempotency::{Claim, Scope, validate_key};
-use crate::openapi::{AccessErrors, Binary};
+use crate::openapi::{AccessErrors, EntryBatch, RawEntry, WaitFor};
 use crate::publisher::wait_for;
 use crate::query::Params;
 use crate::routes::ledger::{b64, blocking};
@@ -34,21 +34,23 @@ bundle: each entry prefixed by its length as a big-endian u16, 1 to 4096 entries
 bytes, answered with an array. Any other content type (use `application/octet-stream`) is one \
 raw entry of 1 to 65535 bytes, answered with one object. Role: `append`.",
     params(
-        ("wait" = Option<String>, Query, example = "published",
+        ("wait" = Option<WaitFor>, Query,
             description = "`published`: also wait for a signed checkpoint covering the entries \
 and return it with an inclusion proof and a `c2sp.org/tlog-proof@v1` receipt per entry"),
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "1 to 255 visible ASCII characters. A retry with the same key and \
-entries gets the original indices instead of appending again. Keys are scoped per token; \
-remembered for `--idempotency-window` (default 24h) within `--idempotency-budget` (default \
-64 MiB, oldest forgotten first), and across restarts: the outcome is durable before the \
-append is acknowledged"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1,
+            max_length = 255, example = "7f3c9a1e-run-42",
+            description = "1 to 255 visible ASCII characters (0x21 to 0x7E). A retry with the \
+same key and entries gets the original indices instead of appending again; the same key with \
+other entries is 409. Keys are scoped per token; remembered for `--idempotency-window` \
+(default 24h) within `--idempotency-budget` (default 64 MiB, oldest forgotten first), and \
+across restarts: the outcome is durable before the append is acknowledged"),
     ),
     request_body(
-        description = "One raw entry, or a batch of length-prefixed entries",
+        description = "One raw entry, or a batch of length-prefixed entries. The body is at \
+most `--max-body-bytes` (default 16 MiB)",
         content(
-            (Binary = "application/octet-stream"),
-            (Binary = "application/x-veritrail-entries"),
+            (RawEntry = "application/octet-stream"),
+            (EntryBatch = "application/x-veritrail-entries"),
         )
     ),
     responses(
@@ -71,7 +73,7 @@ appended", body = ErrorBody),
             headers(("Retry-After" = u64, description = "Seconds to wait: 1 when overloaded, \
 5 when shutting down"))),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["append"]))
 )]
 pub(crate) async fn append(
     State(state): State<AppState>,

@@ -3,8 +3,9 @@
 //! that serves requests.
 //!
 //! - `append`: `POST /v1/entries`;
-//! - `records`: agent records, `POST /v1/records` and `GET /v1/records/<index>`;
-//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, `/tile/...`);
+//! - `records`: agent records, `POST /v1/records`, `GET /v1/records/<index>` and the event
+//!   schema;
+//! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, hash tiles, entry bundles);
 //! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
 //! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
@@ -41,10 +42,12 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(records::event_schema),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
+        routes!(proofs::inclusion_proof_by_leaf_hash),
         routes!(proofs::consistency_proof),
         routes!(proofs::checkpoint_at),
         routes!(tiles::checkpoint),
-        routes!(tiles::tile),
+        routes!(tiles::hash_tile),
+        routes!(tiles::entry_bundle),
         routes!(operations::healthz),
         routes!(operations::readyz),
         routes!(operations::metrics),

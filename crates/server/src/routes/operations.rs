@@ -119,7 +119,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
         AccessErrors,
         TimeoutError,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["admin"]))
 )]
 pub(crate) async fn metrics(
     State(state): State<AppState>,
@@ -147,10 +147,13 @@ pub(crate) async fn metrics(
 pub(crate) struct OpenApiJson(bytes::Bytes);
 
 impl OpenApiJson {
-    /// Renders `doc` as JSON.
+    /// Renders `doc` as JSON, with the event schema of `POST /v1/records`
+    /// ([`crate::openapi::with_event_schema`]).
     pub(crate) fn render(doc: &utoipa::openapi::OpenApi) -> Self {
         // An `OpenApi` is plain data (strings, maps, numbers): serialising it cannot fail.
-        OpenApiJson(serde_json::to_vec(doc).unwrap_or_default().into())
+        let value = serde_json::to_value(doc).unwrap_or_default();
+        let value = crate::openapi::with_event_schema(value);
+        OpenApiJson(serde_json::to_vec(&value).unwrap_or_default().into())
     }
 }
 

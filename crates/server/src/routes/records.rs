@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
 use crate::idempotency::{Claim, Scope, validate_key};
-use crate::openapi::{AccessErrors, InternalError, TimeoutError};
+use crate::openapi::{AccessErrors, InternalError, TimeoutError, WaitFor};
 use crate::query::{Params, parse_u64, path_text};
 use crate::routes::append::{appended, wait_published};
 use crate::routes::ledger::{b64, blocking, latest};
@@ -38,12 +38,13 @@ the index and leaf hash of the previous record of the same `conversation_id`, se
 commit so that a conversation's records form one chain. The leaf is `0x01` followed by the RFC \
 8785 canonical JSON of the stored record. The request is all or nothing. Role: `append`.",
     params(
-        ("wait" = Option<String>, Query, example = "published",
+        ("wait" = Option<WaitFor>, Query,
             description = "`published`: also wait for a signed checkpoint covering the records \
 and return it with inclusion proofs and receipts"),
-        ("Idempotency-Key" = Option<String>, Header,
-            description = "As for `POST /v1/entries`: a retry with the same key and body gets \
-the original records"),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", min_length = 1,
+            max_length = 255, example = "7f3c9a1e-records-42",
+            description = "1 to 255 visible ASCII characters, as for `POST /v1/entries`: a retry \
+with the same key and body gets the original records"),
     ),
     request_body(description = "One event object, or an array of them", content_type = "application/json",
         content = Object),
@@ -63,7 +64,7 @@ nothing was appended", body = ErrorBody),
         (status = 507, description = "`insufficient_storage`: the disk is full; nothing was \
 appended", body = ErrorBody),
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["append"]))
 )]
 pub(crate) async fn append_records(
     State(state): State<AppState>,
@@ -293,7 +294,9 @@ async fn respond(
 the latest signed checkpoint, which must cover it. A client recomputes the leaf as `0x01` ‖ \
 RFC 8785 canonical JSON of `record`, hashes it, and verifies the proof. Role: `audit` (or \
 `admin`).",
-    params(("index" = u64, Path, description = "Leaf index (canonical decimal)")),
+    params(("index" = u64, Path, example = 600,
+        description = "Leaf index (canonical decimal); a raw entry, or an index beyond the log, \
+is 404")),
     responses(
         (status = 200, description = "The record", body = RecordWithProof),
         (status = 400, description = "`invalid_parameter`", body = ErrorBody),
@@ -303,7 +306,7 @@ or not covered by the latest checkpoint yet", body = ErrorBody),
         TimeoutError,
         InternalError,
     ),
-    security(("bearer" = []))
+    security(("bearer" = ["audit"]))
 )]
 pub(crate) async fn record(
     State(state): State<AppState>,

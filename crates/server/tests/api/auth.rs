@@ -3,10 +3,10 @@
 //! | route                                   | needs                          |
 //! |-----------------------------------------|--------------------------------|
 //! | `POST /v1/entries`                      | `append` (or `admin`)          |
-//! | `GET /v1/entries/{i}`, `tile/entries/…` | `read` (`audit`, `admin`), or nothing with `--public-read` |
+//! | `GET /v1/entries/{i}`, `tile/entries/…`, `GET /v1/proof/inclusion/by-leaf-hash` | `read` (`audit`, `admin`), or nothing with `--public-read` |
 //! | `GET /v1/checkpoints/{size}`            | `audit` (or `admin`)           |
 //! | `GET /metrics`                          | `admin`                        |
-//! | checkpoint, hash tiles, proofs, health, OpenAPI | nothing                |
+//! | checkpoint, hash tiles, proofs by index, consistency proofs, health, OpenAPI | nothing |
 //!
 //! A missing, unknown or malformed token on a route that needs a role is 401 `unauthorized`
 //! (with `WWW-Authenticate: Bearer`); a known token without the role is 403 `forbidden`. With
@@ -109,7 +109,7 @@ fn expected(needs: Needs, caller: Caller, mode: Mode) -> Expect {
 
 /// Every route, with a request that succeeds for a caller who may use it. The log holds 3
 /// preloaded entries and a published checkpoint of size 3.
-const ROUTES: [(Method, &str, Needs); 14] = [
+const ROUTES: [(Method, &str, Needs); 15] = [
     (Method::POST, "/v1/entries", Needs::Append),
     (Method::GET, "/v1/entries/0", Needs::Read),
     (Method::GET, "/v1/entries/2?proof=1", Needs::Read),
@@ -117,6 +117,12 @@ const ROUTES: [(Method, &str, Needs); 14] = [
         Method::GET,
         "/v1/proof/inclusion?index=1&size=3",
         Needs::Nothing,
+    ),
+    (
+        // The leaf hash of `preloaded(1)`, percent-encoded.
+        Method::GET,
+        "/v1/proof/inclusion/by-leaf-hash?leaf_hash=I%2BylghLz9BgxzL3nDVB5Ed3loRF8TaSvYidxFRanF5U%3D&size=3",
+        Needs::Read,
     ),
     (
         Method::GET,

@@ -266,7 +266,7 @@ async fn non_canonical_numbers_are_refused_on_every_parameterised_route() {
             false,
         ),
         (
-            format!("/v1/proof/inclusion?leaf_hash={known}&size={{}}"),
+            format!("/v1/proof/inclusion/by-leaf-hash?leaf_hash={known}&size={{}}"),
             "size",
             false,
         ),
@@ -394,21 +394,21 @@ async fn out_of_range_indices_and_sizes() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "size_out_of_range",
         ),
-        // Consistency.
+        // Consistency: `old` beyond `size` asks about a tree the proof's tree does not hold.
         (
             "/v1/proof/consistency?old=6&size=5".into(),
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_out_of_range",
         ),
         (
             "/v1/proof/consistency?old=6".into(),
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_out_of_range",
         ),
         (
             format!("/v1/proof/consistency?old={max}&size=5"),
-            StatusCode::BAD_REQUEST,
-            "invalid_parameter",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_out_of_range",
         ),
         (
             "/v1/proof/consistency?old=0&size=5".into(),
@@ -500,35 +500,62 @@ async fn out_of_range_indices_and_sizes() {
 async fn leaf_hash_lookups() {
     let server = TestServer::open(SIZE).await;
     let before = server.tree();
-    let known = leaf_hash(&preloaded(3)).to_base64();
+    let known = leaf_hash(&preloaded(3)).to_base64().replace('+', "%2B");
     let unknown = leaf_hash(b"never appended").to_base64().replace('+', "%2B");
-    let cases: Vec<(String, StatusCode, &str)> =
-        vec![
+    let by_hash = "/v1/proof/inclusion/by-leaf-hash";
+    let cases: Vec<(String, StatusCode, &str)> = vec![
         (
-            format!("/v1/proof/inclusion?leaf_hash={unknown}&size=5"),
+            format!("{by_hash}?leaf_hash={unknown}&size=5"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
         // Present in the tree, but not in the tree of size 3.
         (
-            format!("/v1/proof/inclusion?leaf_hash={}&size=3", known.replace('+', "%2B")),
+            format!("{by_hash}?leaf_hash={known}&size=3"),
             StatusCode::NOT_FOUND,
             "not_found",
         ),
         (
-            "/v1/proof/inclusion?leaf_hash=not-base64&size=5".into(),
+            format!("{by_hash}?leaf_hash={known}&size=6"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "size_out_of_range",
+        ),
+        (
+            format!("{by_hash}?leaf_hash=not-base64&size=5"),
             StatusCode::BAD_REQUEST,
             "invalid_parameter",
         ),
         (
             // 31 bytes.
-            "/v1/proof/inclusion?leaf_hash=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D%3D&size=5"
-                .into(),
+            format!("{by_hash}?leaf_hash=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D%3D&size=5"),
             StatusCode::BAD_REQUEST,
             "invalid_parameter",
         ),
         (
-            format!("/v1/proof/inclusion?leaf_hash={}&index=3&size=5", known.replace('+', "%2B")),
+            // Non-zero bits after the 256th: not the canonical encoding of any hash.
+            format!("{by_hash}?leaf_hash=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB%3D&size=5"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            format!("{by_hash}?leaf_hash={known}&index=3&size=5"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            format!("{by_hash}?size=5"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (by_hash.into(), StatusCode::BAD_REQUEST, "invalid_parameter"),
+        // The route by index no longer takes a leaf hash, alone or with an index.
+        (
+            format!("/v1/proof/inclusion?leaf_hash={known}&size=5"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            format!("/v1/proof/inclusion?index=3&leaf_hash={known}"),
             StatusCode::BAD_REQUEST,
             "invalid_parameter",
         ),
@@ -549,13 +576,22 @@ async fn leaf_hash_lookups() {
         refused(&mut failures, &server, before, uri, &reply, *status, code);
     }
     assert_no_failures("leaf hash lookups", &failures);
-    let encoded = known
+    let moved = server
+        .get(&format!("/v1/proof/inclusion?leaf_hash={known}"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_parameter", "moved");
+    assert!(
+        moved.contains("/v1/proof/inclusion/by-leaf-hash"),
+        "{moved}"
+    );
+    let plain = leaf_hash(&preloaded(3)).to_base64();
+    let encoded = plain
         .replace('+', "%2B")
         .replace('/', "%2F")
         .replace('=', "%3D");
-    for form in [known.replace('+', "%2B"), encoded] {
+    for form in [known, encoded] {
         let body = server
-            .get(&format!("/v1/proof/inclusion?leaf_hash={form}&size=5"))
+            .get(&format!("{by_hash}?leaf_hash={form}&size=5"))
             .await
             .ok("leaf hash")
             .json();

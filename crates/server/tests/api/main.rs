@@ -5,6 +5,8 @@
 //!   `--public-read` and with `--no-auth`, and the denial counter;
 //! - [`bad_input`]: malformed bodies, parameters and paths each get the exact 4xx JSON error
 //!   and leave the tree unchanged;
+//! - [`dictionary`]: a dictionary attack on a low-entropy entry without a token finds no
+//!   oracle; what public hash tiles still reveal about raw entries;
 //! - [`idempotency`]: `Idempotency-Key` retries, conflicts and malformed keys;
 //! - [`records`]: agent records: validation, attestation, canonical leaves and proofs,
 //!   conversation chains;
@@ -13,6 +15,7 @@
 
 mod auth;
 mod bad_input;
+mod dictionary;
 mod idempotency;
 mod records;
 mod regressions;
