@@ -15,8 +15,8 @@
 //! public, because C2SP witnesses and monitors need them, and they hold every leaf hash
 //! `SHA-256(0x00 || entry)`. So a *raw* entry with little entropy is confirmed by hashing the
 //! candidates and comparing them with the tile. The defence is not to log guessable raw
-//! entries; typed agent records (a later issue) carry 128 bits of server-chosen randomness so
-//! that no record can be confirmed this way, and that issue extends this test to records.
+//! entries; agent records carry 128 bits of server-chosen randomness (`nonce`), so that no
+//! record can be confirmed this way: the second test runs the same attack on a record.
 
 use axum::http::StatusCode;
 use base64::Engine as _;
@@ -166,8 +166,8 @@ async fn a_dictionary_attack_without_a_token_is_not_answered() {
         }
     }
 
-    // By design, for raw entries: the public level-0 tile confirms the guess. Records (a later
-    // issue) add 128 bits of server-chosen salt so that this finds nothing; until then the
+    // By design, for raw entries: the public level-0 tile confirms the guess. Records add 128
+    // bits of server-chosen randomness so that this finds nothing (the next test); the
     // documentation says so, and this assertion keeps it honest.
     let leaves: Vec<&[u8]> = level0.chunks(32).collect();
     assert_eq!(leaves.len(), size as usize);
@@ -176,5 +176,96 @@ async fn a_dictionary_attack_without_a_token_is_not_answered() {
         .filter(|c| leaves.contains(&leaf_hash(c).as_bytes().as_slice()))
         .collect();
     assert_eq!(confirmed, vec![&SECRET.to_vec()]);
+    server.stop().await;
+}
+
+/// The same attack on an agent record: the attacker knows everything about the record except
+/// the server's 128-bit nonce — the event, its id, the submitter, even the exact receipt time —
+/// and the public level-0 tile still confirms no candidate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dictionary_attack_on_a_record_finds_nothing_in_the_public_tiles() {
+    use veritrail_records::{NONCE_BYTES, SubmittedBy, Unchained, parse_event};
+
+    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    let event = |patient: u32, dx: &str| {
+        serde_json::json!({
+            "id": "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+            "timestamp": "2026-03-01T12:00:00Z",
+            "action": "data_accessed",
+            "actor": {"id": "triage", "type": "agent"},
+            "resource": {"type": "patient", "id": format!("P-{patient:04}")},
+            "details": {"dx": dx}
+        })
+    };
+    let reply = server
+        .post_with(
+            "/v1/records?wait=published",
+            "application/json",
+            &[("Authorization", format!("Bearer {APPEND_TOKEN}").as_bytes())],
+            serde_json::to_vec(&event(42, "HIV+")).unwrap(),
+        )
+        .await
+        .ok("append the record");
+    assert_eq!(reply.json()["records"][0]["index"], 0);
+    // What the attacker cannot know, read here as the auditor: the stored record.
+    let stored = veritrail_records::parse_leaf(&server.ledger.entry(0).unwrap()).unwrap();
+    let received_at = time::OffsetDateTime::parse(
+        stored["received_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+
+    let level0 = server
+        .get("/tile/0/000.p/1")
+        .await
+        .ok("public level-0 tile")
+        .body;
+    let leaves: Vec<&[u8]> = level0.chunks(32).collect();
+    assert_eq!(leaves.len(), 1);
+    let writer = SubmittedBy::Token {
+        name: "writer".into(),
+    };
+    let mut tried = 0;
+    for patient in 0..100 {
+        for dx in ["HIV+", "HIV-", "HBV", "flu", "none"] {
+            let candidate = parse_event(&event(patient, dx)).unwrap();
+            // Every nonce the attacker might try first; the real one is 128 random bits.
+            for guess in [[0u8; NONCE_BYTES], [0xff; NONCE_BYTES]] {
+                let leaf = Unchained::new(candidate.clone(), &writer, received_at, guess)
+                    .unwrap()
+                    .leaf(None);
+                assert!(
+                    !leaves.contains(&leaf_hash(&leaf).as_bytes().as_slice()),
+                    "P-{patient:04} {dx} confirmed"
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert_eq!(tried, 1000);
+    // With the nonce (which only the record's readers see) the leaf is reproduced exactly:
+    // the only thing missing above was the nonce.
+    let nonce: [u8; NONCE_BYTES] = STANDARD
+        .decode(stored["nonce"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let exact = Unchained::new(
+        parse_event(&event(42, "HIV+")).unwrap(),
+        &writer,
+        received_at,
+        nonce,
+    )
+    .unwrap()
+    .leaf(None);
+    assert!(leaves.contains(&leaf_hash(&exact).as_bytes().as_slice()));
+    // And no public endpoint serves the record or its nonce.
+    for uri in ["/v1/records/0", "/v1/entries/0", "/tile/entries/000.p/1"] {
+        assert_eq!(
+            server.get(uri).await.status,
+            StatusCode::UNAUTHORIZED,
+            "{uri}"
+        );
+    }
     server.stop().await;
 }
