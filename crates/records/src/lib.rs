@@ -14,6 +14,9 @@
 //!   was received, 128 bits of server randomness, and the link to the previous record of the
 //!   same conversation.
 //!
+//! - [`verify_chain`] ([`chain`]): the records presented as one conversation link into one
+//!   chain from its first record, so that none was withheld, inserted or reordered.
+//!
 //! Out of scope: HTTP, storage, and the conversation chains' state (the server's committer
 //! keeps it).
 //!
@@ -44,11 +47,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod event;
 pub mod record;
 pub mod scrub;
 pub mod validate;
 
+pub use chain::{Chain, ChainError, verify_chain};
 pub use event::{
     Action, Actor, ActorType, Agent, AuditEvent, Classification, Domain, GenAi, Resource, Trace,
 };

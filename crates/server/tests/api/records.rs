@@ -241,6 +241,22 @@ async fn concurrent_writers_build_one_linear_complete_chain_per_conversation() {
             .push((index, leaf_hash(&leaf), Prev::of(&record)));
     }
     assert_eq!(by_conversation.len(), 2);
+    // The auditor's check over the shared conversation: complete as served, and a lying
+    // server that withholds one record from the middle is caught.
+    let shared: Vec<(u64, Vec<u8>)> = by_conversation["shared"]
+        .iter()
+        .map(|(index, _, _)| (*index, server.ledger.entry(*index).unwrap()))
+        .collect();
+    let refs: Vec<(u64, &[u8])> = shared.iter().map(|(i, l)| (*i, l.as_slice())).collect();
+    let chain = veritrail_records::verify_chain(&refs).unwrap();
+    assert_eq!(chain.indices.len(), writers * per_writer / 2);
+    let mut lying = shared.clone();
+    lying.remove(lying.len() / 2);
+    let refs: Vec<(u64, &[u8])> = lying.iter().map(|(i, l)| (*i, l.as_slice())).collect();
+    assert!(matches!(
+        veritrail_records::verify_chain(&refs),
+        Err(veritrail_records::ChainError::BrokenLink { .. })
+    ));
     for (conversation, records) in by_conversation {
         // Each record links to the one before it in index order; the first to nothing.
         assert_eq!(records[0].2, None, "{conversation}: the first has no prev");
