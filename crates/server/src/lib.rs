@@ -8,7 +8,8 @@
 //! - **Publication** ([`publisher`]): a checkpoint after each integrated batch, at most every
 //!   `interval`, at least every `republish`.
 //! - **Reads**: the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`), JSON proofs, entries
-//!   and the checkpoint history.
+//!   and the checkpoint history. Every entry served is checked against its leaf hash first;
+//!   a mismatch answers 500 `corrupted` and fails `/readyz` ([`integrity`]).
 //! - **Access** ([`auth`]): bearer tokens with roles; **operations**: `/healthz`, `/readyz`,
 //!   `/metrics` (Prometheus), `/openapi.json` ([`openapi`], derived from the router).
 //!
@@ -42,6 +43,7 @@ mod body;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod integrity;
 mod middleware;
 pub mod openapi;
 pub mod publisher;
@@ -62,6 +64,7 @@ pub use crate::error::{ApiError, StartError};
 
 use crate::auth::Auth;
 use crate::idempotency::Idempotency;
+use crate::integrity::Integrity;
 use crate::publisher::Published;
 use crate::sequencer::Sequencer;
 
@@ -86,6 +89,8 @@ pub struct Inner {
     pub idempotency: Arc<Idempotency>,
     /// Prometheus exposition, if a recorder could be installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Stored data found corrupted while serving (fails `/readyz`).
+    pub integrity: Integrity,
 }
 
 impl std::ops::Deref for AppState {
@@ -218,6 +223,7 @@ impl Server {
             config,
             idempotency,
             metrics: metrics_handle(),
+            integrity: Integrity::default(),
         }));
         Ok(Server {
             state,

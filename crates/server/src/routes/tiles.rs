@@ -47,9 +47,11 @@ pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response
     tag = "tlog-tiles",
     summary = "A hash tile or an entry bundle (C2SP tlog-tiles v0.1.0)",
     description = "Hash tiles `tile/<L>/<N>[.p/<W>]` are public; entry bundles \
-`tile/entries/<N>[.p/<W>]` need `read` unless the server runs with `--public-read`. Full tiles \
-are served `Cache-Control: public, max-age=31536000, immutable`, partial ones \
-`public, max-age=60`.",
+`tile/entries/<N>[.p/<W>]` need `read` unless the server runs with `--public-read`. Every \
+entry of a bundle is checked against its leaf hash in the level-0 tile before the bundle is \
+served (for a full bundle, all 256, whatever the width asked); a bundle holding one that does \
+not match is never served (500 `corrupted`). Full tiles are served \
+`Cache-Control: public, max-age=31536000, immutable`, partial ones `public, max-age=60`.",
     params(
         ("path" = String, Path, example = "0/x001/x234/067.p/5",
             description = "The tile path after `/tile/` (its `/` are not percent-encoded): \
@@ -63,7 +65,9 @@ are served `Cache-Control: public, max-age=31536000, immutable`, partial ones \
         (status = 404, description = "`not_found`: not a canonical tile path, or beyond the \
 committed tree", body = ErrorBody),
         TimeoutError,
-        InternalError,
+        (status = 500, description = "`corrupted`: an entry of the bundle does not hash to its \
+leaf hash (the bundle is not served, and `/readyz` fails); or `internal`: detail in the \
+server log", body = ErrorBody),
     ),
     security((), ("bearer" = []))
 )]
