@@ -4,7 +4,12 @@
 //!
 //! Memory use does not grow with the log: the writer keeps only the compact range (one hash
 //! per set bit of the tree size), the rightmost partial tile of each level and the rightmost
-//! partial entry bundle. Everything else is read from the [`Store`] on demand.
+//! partial entry bundle; readers keep a bounded cache of verified full entry bundles
+//! ([`BUNDLE_CACHE_BUDGET`]). Everything else is read from the [`Store`] on demand.
+//!
+//! Reads are verified: every entry served ([`Ledger::entry`], [`Ledger::entry_bundle`]) is
+//! re-hashed against its leaf hash in the stored level-0 tile first, so an entry edited on
+//! disk is refused with [`Error::Corrupted`] instead of being served.
 
 use std::ops::Range;
 use std::path::Path;
@@ -17,6 +22,7 @@ use crate::error::{CheckpointMismatch, Error, Inconsistency};
 use crate::hash::{HASH_SIZE, Hash, TreeHead, leaf_hash};
 use crate::note::{NoteSigner, NoteVerifier};
 use crate::proof;
+use crate::store::bundle_cache::BundleCache;
 use crate::store::leaf_index::{IndexStatus, LeafIndex, Lookup};
 use crate::store::tilelog::{self, LogEnd, Scratch, TileLog, split_hashes};
 use crate::store::{CheckpointRecord, FORMAT, FORMAT_KEY, Storage, Store};
@@ -27,6 +33,12 @@ use crate::tree::{self, CompactRange};
 const ORIGIN_KEY: &str = "origin";
 /// Bundles a migration from format 1 appends per durable write.
 const MIGRATION_BUNDLES: u64 = 64;
+
+/// Memory for verified full entry bundles kept by default (see
+/// [`Ledger::set_bundle_cache_budget`]): 32 MiB, about 250 full bundles of 512-byte entries
+/// (64,000 entries), which covers the recent tail that monitors and mirrors poll many times
+/// over, for a small share of a server's memory.
+pub const BUNDLE_CACHE_BUDGET: usize = 32 << 20;
 
 /// Checkpoint retention: every checkpoint younger than this (seconds since it was first
 /// signed) is kept. One hour: far longer than a `wait=published` request may wait (30 s by
@@ -121,6 +133,8 @@ pub struct Ledger {
     /// Where the next checkpoint prune resumes (a tree size; 0 = from the start). The lock
     /// also serializes pruning and pinning.
     prune_cursor: Mutex<u64>,
+    /// Full entry bundles that passed their check against the level-0 tiles.
+    verified_bundles: Mutex<BundleCache>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -228,6 +242,7 @@ impl Ledger {
             head: RwLock::new(head),
             last_checkpoint: Mutex::new(None),
             prune_cursor: Mutex::new(0),
+            verified_bundles: Mutex::new(BundleCache::new(BUNDLE_CACHE_BUDGET)),
         };
         let last = ledger.check_last_checkpoint()?;
         *lock(&ledger.last_checkpoint) = last;
@@ -416,17 +431,103 @@ impl Ledger {
             .level_hashes(level, index * 256, usize::from(width))
     }
 
-    /// The bytes of entry bundle `index` holding its first `width` (1..=256) entries.
+    /// The bytes of entry bundle `index` holding its first `width` (1..=256) entries, each
+    /// checked against its leaf hash in the level-0 tile before it is returned: a bundle
+    /// edited on disk is refused, never served.
+    ///
+    /// A full bundle (one the log holds all 256 entries of, whatever `width` asks) is read
+    /// and checked whole once, then kept in memory within the budget of
+    /// [`Ledger::set_bundle_cache_budget`] and served from there: it is immutable, and an edit
+    /// of the files after the check cannot reach bytes in memory. A partial bundle (the
+    /// right edge of the log) is read and checked on every call.
     ///
     /// # Errors
-    /// [`Error::SizeOutOfRange`] when the committed log does not yet hold those entries.
+    /// [`Error::SizeOutOfRange`] when the committed log does not yet hold those entries;
+    /// [`Error::Corrupted`] naming the first entry that does not hash to its leaf hash (or
+    /// the bundle, if it does not decode); storage errors.
     pub fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, Error> {
-        let size = self.tree_head().size;
-        let available = entry_bundle_width(index, size).unwrap_or(0);
+        let head = self.head();
+        let available = entry_bundle_width(index, head.tree.size).unwrap_or(0);
         if width == 0 || width > available {
             return Err(self.beyond_tree(0, index, width));
         }
-        self.log.bundle(index, usize::from(width), self.head().end)
+        if usize::from(available) < BUNDLE_ENTRIES {
+            return self.verified_bundle(index, width, head.end);
+        }
+        let full = self.full_bundle(index, head.end)?;
+        if usize::from(width) == BUNDLE_ENTRIES {
+            return Ok(full.to_vec());
+        }
+        let len: usize = bundle::iter_bundle(&full)
+            .take(usize::from(width))
+            .map(|entry| entry.map(|e| 2 + e.len()))
+            .sum::<Result<usize, _>>()
+            .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))?;
+        full.get(..len)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::corrupted(format!("entry bundle {index} is short")))
+    }
+
+    /// Sets the memory kept for verified full entry bundles (see [`Ledger::entry_bundle`]),
+    /// in bytes; [`BUNDLE_CACHE_BUDGET`] (32 MiB) by default. 0 keeps none: every read
+    /// then goes to disk and is hashed again. Shrinking evicts the least recently used
+    /// bundles at once. A bundle larger than an eighth of the budget is never kept.
+    pub fn set_bundle_cache_budget(&self, bytes: usize) {
+        lock(&self.verified_bundles).set_budget(bytes);
+    }
+
+    /// Full bundle `index` (the log holds all its entries), checked: from the cache, or read,
+    /// checked and kept.
+    fn full_bundle(&self, index: u64, end: LogEnd) -> Result<Arc<Vec<u8>>, Error> {
+        if let Some(bytes) = lock(&self.verified_bundles).get(index) {
+            return Ok(bytes);
+        }
+        // Read and hash outside the lock: two readers that miss together both check.
+        let bytes = Arc::new(self.verified_bundle(index, BUNDLE_ENTRIES as u16, end)?);
+        lock(&self.verified_bundles).insert(index, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// The first `width` entries of bundle `index` read from the entry log (which ends at
+    /// `end`), each checked against its leaf hash in the level-0 tile. No cache.
+    fn verified_bundle(&self, index: u64, width: u16, end: LogEnd) -> Result<Vec<u8>, Error> {
+        let width = usize::from(width);
+        let bytes = self.log.bundle(index, width, end)?;
+        let entries = bundle::decode_bundle(&bytes, width)
+            .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))?;
+        if entries.len() != width {
+            return Err(Error::corrupted(format!(
+                "entry bundle {index} holds {} entries, not {width}",
+                entries.len()
+            )));
+        }
+        let first = index * BUNDLE_ENTRIES as u64;
+        let leaves = self.log.level_hashes(0, first, width)?;
+        for (i, (entry, stored)) in entries
+            .iter()
+            .zip(leaves.chunks_exact(HASH_SIZE))
+            .enumerate()
+        {
+            check_leaf(first + i as u64, entry, stored)?;
+        }
+        Ok(bytes)
+    }
+
+    /// The first `width` entries of bundle `index` as stored, *without* the check against the
+    /// level-0 tile: the read path before verified reads, kept only so that the benches can
+    /// measure what the check costs. Never serve its bytes.
+    ///
+    /// # Errors
+    /// As [`Ledger::entry_bundle`], without [`Error::Corrupted`] for a forged entry.
+    #[cfg(feature = "bench-unverified-reads")]
+    #[doc(hidden)]
+    pub fn entry_bundle_unverified(&self, index: u64, width: u16) -> Result<Vec<u8>, Error> {
+        let head = self.head();
+        let available = entry_bundle_width(index, head.tree.size).unwrap_or(0);
+        if width == 0 || width > available {
+            return Err(self.beyond_tree(0, index, width));
+        }
+        self.log.bundle(index, usize::from(width), head.end)
     }
 
     /// The bytes of a C2SP tile (hash tile or entry bundle) by its coordinates, e.g. from
@@ -467,22 +568,8 @@ impl Ledger {
         let size = tree.size;
         for bundle_index in 0..size.div_ceil(256) {
             let width = entry_bundle_width(bundle_index, size).unwrap_or(0);
-            let bundle_bytes = self.entry_bundle(bundle_index, width)?;
-            let entries = bundle::decode_bundle(&bundle_bytes, BUNDLE_ENTRIES)
-                .map_err(|e| Error::corrupted(format!("entry bundle {bundle_index}: {e}")))?;
-            let leaves = self.hash_tile(0, bundle_index, width)?;
-            for (i, (entry, stored)) in entries
-                .iter()
-                .zip(leaves.chunks_exact(HASH_SIZE))
-                .enumerate()
-            {
-                if leaf_hash(entry).as_bytes().as_slice() != stored {
-                    return Err(Error::corrupted(format!(
-                        "entry {} does not hash to its leaf hash in tile 0/{bundle_index}",
-                        bundle_index * 256 + i as u64
-                    )));
-                }
-            }
+            // From disk, past the cache of verified bundles: the audit checks the files.
+            self.verified_bundle(bundle_index, width, self.head().end)?;
         }
         let mut full_tiles = 0u64;
         for level in 0u8..7 {
@@ -519,23 +606,39 @@ impl Ledger {
         })
     }
 
-    /// The entry at `index`.
+    /// The entry at `index`, checked against its leaf hash in the level-0 tile before it is
+    /// returned: an entry edited on disk is refused, never served. From the cache of verified
+    /// full bundles when its bundle is there (see [`Ledger::entry_bundle`]); otherwise read
+    /// from disk and hashed.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfRange`] beyond the committed size; storage errors.
+    /// [`Error::IndexOutOfRange`] beyond the committed size; [`Error::Corrupted`] if the
+    /// stored entry does not hash to its leaf hash (or does not decode); storage errors.
     pub fn entry(&self, index: u64) -> Result<Vec<u8>, Error> {
-        let size = self.tree_head().size;
+        let head = self.head();
+        let size = head.tree.size;
         if index >= size {
             return Err(Error::IndexOutOfRange { index, size });
         }
-        let bundle_index = index / 256;
-        let width = (index % 256) as usize + 1;
-        let bytes = self.log.bundle(bundle_index, width, self.head().end)?;
-        bundle::iter_bundle(&bytes)
-            .last()
-            .and_then(Result::ok)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| Error::corrupted(format!("entry bundle {bundle_index} is short")))
+        let per = BUNDLE_ENTRIES as u64;
+        let bundle_index = index / per;
+        // Below BUNDLE_ENTRIES, so it fits any usize.
+        let position = (index % per) as usize;
+        let short = || Error::corrupted(format!("entry bundle {bundle_index} is short"));
+        let cached = lock(&self.verified_bundles).get(bundle_index);
+        if let Some(full) = cached {
+            return bundle::iter_bundle(&full)
+                .nth(position)
+                .and_then(Result::ok)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(short);
+        }
+        let bytes = self.log.bundle(bundle_index, position + 1, head.end)?;
+        let entries = bundle::decode_bundle(&bytes, position + 1)
+            .map_err(|e| Error::corrupted(format!("entry bundle {bundle_index}: {e}")))?;
+        let entry = entries.get(position).ok_or_else(short)?;
+        check_leaf(index, entry, self.log.leaf_hash(index)?.as_bytes())?;
+        Ok(entry.to_vec())
     }
 
     /// Signs and durably stores a checkpoint of the committed tree, recording the current
@@ -685,6 +788,21 @@ impl Drop for Ledger {
             tracing::warn!(error = %err, "cannot sync the derived tile files at shutdown");
         }
     }
+}
+
+/// Checks that `entry`, read back as entry `index`, hashes to `stored`, its leaf hash in the
+/// level-0 tile.
+///
+/// # Errors
+/// [`Error::Corrupted`] naming the entry and its tile.
+fn check_leaf(index: u64, entry: &[u8], stored: &[u8]) -> Result<(), Error> {
+    if leaf_hash(entry).as_bytes().as_slice() == stored {
+        return Ok(());
+    }
+    Err(Error::corrupted(format!(
+        "entry {index} does not hash to its leaf hash in tile 0/{}",
+        index / BUNDLE_ENTRIES as u64
+    )))
 }
 
 /// The current time in Unix seconds (0 if the clock is before 1970).

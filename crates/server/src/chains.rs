@@ -28,16 +28,26 @@ pub(crate) struct Chains {
 }
 
 impl Chains {
-    /// Reads every record of `ledger` to find each conversation's head.
+    /// Reads every record of `ledger` to find each conversation's head. A bundle that fails
+    /// verification is logged and skipped.
     ///
     /// # Errors
-    /// The ledger's read errors.
+    /// The ledger's read errors other than corruption.
     pub(crate) fn load(ledger: &Ledger) -> Result<Chains, veritrail_ledger::Error> {
         let mut chains = Chains::default();
         let size = ledger.tree_head().size;
         for bundle in 0..size.div_ceil(BUNDLE_ENTRIES as u64) {
             let width = entry_bundle_width(bundle, size).unwrap_or(0);
-            let bytes = ledger.entry_bundle(bundle, width)?;
+            let bytes = match ledger.entry_bundle(bundle, width) {
+                Ok(bytes) => bytes,
+                // A forged entry is refused on every read (and fails readiness when served);
+                // the chains of the records in that bundle cannot be read, the rest can.
+                Err(veritrail_ledger::Error::Corrupted { what }) => {
+                    tracing::error!(bundle, %what, "a bundle failed verification; its records are left out of the conversation chains");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for (offset, entry) in iter_bundle(&bytes).enumerate() {
                 let index = bundle * BUNDLE_ENTRIES as u64 + offset as u64;
                 let Ok(entry) = entry else { break };

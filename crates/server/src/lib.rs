@@ -8,7 +8,8 @@
 //! - **Publication** ([`publisher`]): a checkpoint after each integrated batch, at most every
 //!   `interval`, at least every `republish`.
 //! - **Reads**: the C2SP tlog-tiles paths (`/checkpoint`, `/tile/...`), JSON proofs, entries
-//!   and the checkpoint history.
+//!   and the checkpoint history. Every entry served is checked against its leaf hash first;
+//!   a mismatch answers 500 `corrupted` and fails `/readyz` ([`integrity`]).
 //! - **Access** ([`auth`]): bearer tokens with roles; **operations**: `/healthz`, `/readyz`,
 //!   `/metrics` (Prometheus), `/openapi.json` ([`openapi`], derived from the router).
 //!
@@ -44,6 +45,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod idempotency;
+pub mod integrity;
 mod middleware;
 pub mod openapi;
 pub mod publisher;
@@ -66,6 +68,7 @@ pub use veritrail_records::scrub::DEFAULT_MRN_PATTERN;
 
 use crate::auth::Auth;
 use crate::idempotency::Idempotency;
+use crate::integrity::Integrity;
 use crate::publisher::Published;
 use crate::sequencer::Sequencer;
 
@@ -94,6 +97,8 @@ pub struct Inner {
     pub signing_ok: Arc<std::sync::atomic::AtomicBool>,
     /// The scrubber of agent records' metadata.
     pub scrubber: Arc<veritrail_records::Scrubber>,
+    /// Stored data found corrupted while serving (fails `/readyz`).
+    pub integrity: Integrity,
 }
 
 impl std::ops::Deref for AppState {
@@ -246,6 +251,7 @@ impl Server {
             metrics: metrics_handle(),
             signing_ok,
             scrubber: Arc::new(scrubber),
+            integrity: Integrity::default(),
         }));
         Ok(Server {
             state,

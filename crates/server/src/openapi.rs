@@ -593,12 +593,14 @@ mod tests {
         let server = Server::start(ledger, ServerConfig::default(), Auth::disabled()).unwrap();
         let app = crate::app(server.state().clone());
 
-        // The document of this server: no authentication, default limits.
-        let doc = serde_json::to_value(crate::api_document_for(
-            &Auth::disabled(),
-            &ServerConfig::default().limits,
-        ))
-        .unwrap();
+        // The document of this server: no authentication, default limits, the event schema.
+        let doc = with_event_schema(
+            serde_json::to_value(crate::api_document_for(
+                &Auth::disabled(),
+                &ServerConfig::default().limits,
+            ))
+            .unwrap(),
+        );
         for (method, path) in documented_routes(&doc) {
             let uri = path
                 .replace("{index}", "0")

@@ -27,6 +27,7 @@ mod redb;
 #[cfg(feature = "sled")]
 mod sled;
 
+pub(crate) mod bundle_cache;
 pub(crate) mod leaf_index;
 pub(crate) mod tilelog;
 

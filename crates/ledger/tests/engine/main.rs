@@ -7,6 +7,7 @@ mod model;
 mod recovery;
 mod retention;
 mod storage;
+mod verified_reads;
 
 use ed25519_dalek::SigningKey;
 use veritrail_ledger::Ledger;

@@ -134,7 +134,7 @@ fn origin_and_key_are_fixed_at_creation() {
 }
 
 /// Overwrites bytes of one of the log's files at `offset`.
-fn patch(dir: &Path, file: &str, offset: u64, bytes: &[u8]) {
+pub(crate) fn patch(dir: &Path, file: &str, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt as _;
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -144,7 +144,7 @@ fn patch(dir: &Path, file: &str, offset: u64, bytes: &[u8]) {
 }
 
 /// Reads bytes of one of the log's files at `offset`.
-fn peek(dir: &Path, file: &str, offset: u64, len: usize) -> Vec<u8> {
+pub(crate) fn peek(dir: &Path, file: &str, offset: u64, len: usize) -> Vec<u8> {
     use std::os::unix::fs::FileExt as _;
     let file = std::fs::File::open(dir.join("log").join(file)).unwrap();
     let mut buf = vec![0u8; len];

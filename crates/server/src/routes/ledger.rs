@@ -6,7 +6,9 @@ use crate::AppState;
 use crate::error::{ApiError, Internal, NotFound};
 use crate::publisher::Published;
 
-/// Runs a ledger call on the blocking pool (proofs hash and read tiles from disk).
+/// Runs a ledger call on the blocking pool (proofs hash and read tiles from disk). Stored
+/// data the ledger refuses as corrupted is recorded in [`crate::integrity`] (counted, and
+/// `/readyz` fails from then on).
 pub(crate) async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&veritrail_ledger::Ledger) -> Result<T, veritrail_ledger::Error> + Send + 'static,
@@ -18,7 +20,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
             what: "ledger",
             source,
         })?
-        .map_err(ApiError::from)
+        .map_err(|err| {
+            let err = ApiError::from(err);
+            if let ApiError::Corrupted { what } = &err {
+                state.integrity.record(what);
+            }
+            err
+        })
 }
 
 /// The latest published checkpoint.

@@ -60,27 +60,33 @@ fn store_write_failure(state: &AppState) -> Option<&'static str> {
     }
 }
 
-/// `GET /readyz`: the store is open and writable and a checkpoint is published.
+/// `GET /readyz`: the store is open and writable, a checkpoint is published and no stored
+/// data was found corrupted.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
-    summary = "Readiness: the store answers, a checkpoint is published, the last commit worked",
-    description = "Public.",
+    summary = "Readiness: the store answers, a checkpoint is published, the last commit worked, \
+no stored data failed verification",
+    description = "Public. Once a read has been refused as `corrupted` (an entry that does not \
+hash to its leaf hash), `/readyz` answers 503 until the server restarts.",
     responses(
         (status = 200, description = "`ready`, with the committed and published tree sizes", body = Health),
         TimeoutError,
         (status = 503, description = "`unavailable`, with a `reason`: the store is not \
-readable, no checkpoint is published yet, the server is shutting down, or the last commit \
-failed", body = Health),
+readable, stored data failed verification (`corrupted: ...`, naming the entry), no checkpoint \
+is published yet, the server is shutting down, or the last commit failed", body = Health),
     )
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let probe = blocking(&state, |l| l.store().meta("origin")).await;
     let published = state.published.borrow().as_ref().map(Published::size);
-    let reason = match (&probe, published) {
-        (Err(e), _) => Some(format!("store not readable: {e}")),
-        (_, None) => Some("no checkpoint published yet".into()),
+    let reason = match (&probe, published, state.integrity.corrupted()) {
+        (Err(e), _, _) => Some(format!("store not readable: {e}")),
+        (_, _, Some(what)) => Some(format!(
+            "corrupted: {what}; it is not served (check the store with `veritrail log verify`, restore it from a backup)"
+        )),
+        (_, None, _) => Some("no checkpoint published yet".into()),
         _ if state.sequencer.is_closed() => Some("shutting down".into()),
         _ => store_write_failure(&state).map(str::to_owned),
     };

@@ -201,8 +201,9 @@ pub(crate) async fn consistency_proof(
     summary = "One entry: its bytes, or with `proof=1` JSON with an inclusion proof",
     description = "Without `proof` the raw entry bytes of any committed entry. With `proof=1` \
 the entry (base64), its leaf hash, the latest signed checkpoint and the inclusion proof \
-against it; the entry must be covered by that checkpoint. Role: `read` (or `audit`, `admin`), \
-or none with `--public-read`.",
+against it; the entry must be covered by that checkpoint. The stored entry is checked against \
+its leaf hash in the level-0 tile before it is served: one that does not match is never \
+served (500 `corrupted`). Role: `read` (or `audit`, `admin`), or none with `--public-read`.",
     params(
         ("index" = u64, Path, example = 0,
             description = "Leaf index (canonical decimal); entries beyond the log are 404"),
@@ -221,7 +222,9 @@ or none with `--public-read`.",
         (status = 404, description = "`not_found`: no such entry, or (with `proof`) not covered \
 by the latest checkpoint yet or none published", body = ErrorBody),
         TimeoutError,
-        InternalError,
+        (status = 500, description = "`corrupted`: the stored entry does not hash to its leaf \
+hash (it is not served, and `/readyz` fails); or `internal`: detail in the server log",
+            body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
@@ -251,6 +254,8 @@ pub(crate) async fn entry(
     if index >= size {
         return Err(NotFound::NotCovered { index, size }.into());
     }
+    // `Ledger::entry` checked the bytes against the stored leaf hash: the leaf hash below is
+    // that one, never one computed from forged bytes.
     let (bytes, proof) = blocking(&state, move |l| {
         Ok((l.entry(index)?, l.inclusion_proof(index, size)?))
     })

@@ -95,8 +95,10 @@ pub(crate) async fn hash_tile(
     tag = "tlog-tiles",
     summary = "An entry bundle (C2SP tlog-tiles v0.1.0)",
     description = "Entry bundle `tile/entries/<N>[.p/<W>]`: entries 256N to 256N+W-1, each \
-prefixed by its length as a big-endian u16. Role: `read` (or `audit`, `admin`), or none with \
-`--public-read`. Cached like hash tiles.",
+prefixed by its length as a big-endian u16. Every entry of the bundle is checked against its \
+leaf hash in the level-0 tile before it is served (for a full bundle all 256, whatever the \
+width asked); a bundle holding one that does not match is never served (500 `corrupted`). \
+Role: `read` (or `audit`, `admin`), or none with `--public-read`. Cached like hash tiles.",
     params(
         ("path" = EntryBundlePath, Path,
             description = "The bundle path after `/tile/entries/`: `<N>[.p/<W>]`, N in 3-digit \
@@ -109,7 +111,9 @@ big-endian u16", body = EntryBundle, content_type = "application/octet-stream"),
         (status = 404, description = "`not_found`: not a canonical bundle path, or beyond the \
 committed tree", body = ErrorBody),
         TimeoutError,
-        InternalError,
+        (status = 500, description = "`corrupted`: an entry of the bundle does not hash to its \
+leaf hash (the bundle is not served, and `/readyz` fails); or `internal`: detail in the \
+server log", body = ErrorBody),
     ),
     security(("bearer" = ["read"]))
 )]
