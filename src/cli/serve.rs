@@ -93,7 +93,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = ConnectionConfig::default().max_header_bytes)]
     max_header_bytes: usize,
     /// A secret or identifier in a record's metadata (details, resource.uri): `redact`
-    /// replaces it with [REDACTED:<kind>] and lists the kind in the record's `scrubbed`;
+    /// replaces it with `[REDACTED:<kind>]` and lists the kind in the record's `scrubbed`;
     /// `reject` refuses the record with 422.
     #[arg(long, default_value = "redact", value_parser = parse_scrub)]
     scrub: veritrail_server::ScrubMode,
