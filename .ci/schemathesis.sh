@@ -86,10 +86,11 @@ curl -sS --fail-with-body -X POST "$base/v1/entries" -H "Authorization: Bearer $
   -H 'Content-Type: application/octet-stream' --data-binary '{"event":"tool_call"}' >/dev/null
 "$bin" bench append --url "$base" --token "$token" --entries 599 --size 64 --concurrency 8 \
   >"$work/bench.out" 2>&1 || { cat "$work/bench.out" >&2; exit 1; }
-# Then 4 agent records, so that the document's record example (index 600) is one.
+# Then 4 agent records, so that the document's record example (index 600) is one, with a
+# payload named `prompt` (the payload example).
 curl -sS --fail-with-body -X POST "$base/v1/records" -H "Authorization: Bearer $token" \
   -H 'Content-Type: application/json' --data-binary '[
-    {"timestamp":"2026-03-01T12:00:00Z","action":"conversation_started","actor":{"id":"u-1","type":"user"},"conversation_id":"c-1"},
+    {"timestamp":"2026-03-01T12:00:00Z","action":"conversation_started","actor":{"id":"u-1","type":"user"},"conversation_id":"c-1","subject":"P-7000","payloads":{"prompt":{"media_type":"text/plain","text":"What does my lab result mean?"}}},
     {"timestamp":"2026-03-01T12:00:01Z","action":"tool_invoked","actor":{"id":"triage","type":"agent"},"conversation_id":"c-1"},
     {"timestamp":"2026-03-01T12:00:02Z","action":"agent_response_generated","actor":{"id":"triage","type":"agent"},"conversation_id":"c-1"},
     {"timestamp":"2026-03-01T12:00:03Z","action":"conversation_ended","actor":{"id":"triage","type":"agent"},"conversation_id":"c-1"}

@@ -260,6 +260,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         },
         records: RecordsConfig {
             scrub: args.scrub,
+            payload_dir: Some(args.data.data.clone()),
             mrn_pattern: args.mrn_pattern.clone(),
         },
         public_read: args.public_read,

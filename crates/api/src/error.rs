@@ -94,13 +94,15 @@ pub enum ErrorCode {
     InvalidRecord,
     /// 409: a record names a conversation that already ended (`conversation_ended`).
     ConversationClosed,
+    /// 410: the payload was destroyed by an erasure; the message names the erasure record.
+    PayloadErased,
     /// 500: an internal fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -118,6 +120,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::InvalidRecord,
         ErrorCode::ConversationClosed,
+        ErrorCode::PayloadErased,
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::Corrupted,
@@ -146,6 +149,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::InvalidRecord => "invalid_record",
             ErrorCode::ConversationClosed => "conversation_closed",
+            ErrorCode::PayloadErased => "payload_erased",
             ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Corrupted => "corrupted",
@@ -170,6 +174,7 @@ impl ErrorCode {
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
             ErrorCode::InvalidRecord => 422,
             ErrorCode::ConversationClosed => 409,
+            ErrorCode::PayloadErased => 410,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal | ErrorCode::Corrupted => 500,

@@ -438,6 +438,11 @@ pub struct AuditEvent {
     /// The session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// The data subject (e.g. a patient or customer id) whose data key encrypts this record's
+    /// payloads; erasing the subject destroys them. Without it, the conversation's key (or the
+    /// record's own) is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// OpenTelemetry trace context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
@@ -470,6 +475,7 @@ impl AuditEvent {
             agent: None,
             conversation_id: None,
             session_id: None,
+            subject: None,
             trace: None,
             resource: None,
             classification: None,

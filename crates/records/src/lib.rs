@@ -49,6 +49,7 @@
 
 pub mod chain;
 pub mod event;
+pub mod payload;
 pub mod record;
 pub mod scrub;
 pub mod validate;
@@ -57,12 +58,13 @@ pub use chain::{Chain, ChainError, verify_chain};
 pub use event::{
     Action, Actor, ActorType, Agent, AuditEvent, Classification, Domain, GenAi, Resource, Trace,
 };
+pub use payload::{Payload, PayloadRef};
 pub use record::{
     LEAF_VERSION, NONCE_BYTES, Prev, RecordError, SubmittedBy, Unchained, is_record, leaf_of,
     parse_leaf,
 };
 pub use scrub::{ScrubMode, Scrubber, scrub_event};
-pub use validate::{FieldProblem, parse_event};
+pub use validate::{FieldProblem, parse_event, parse_submission};
 
 /// The JSON Schema (draft 2020-12) of an event, as `GET /v1/schema/event.json` serves it.
 /// `tests/schema.rs` checks that it accepts and refuses what [`parse_event`] does; the few

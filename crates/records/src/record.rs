@@ -7,7 +7,7 @@
 //! every other top-level key is known, so the canonical bytes are the members sorting before
 //! `"prev"`, then `"prev"`, then the rest; [`Unchained::leaf`] only concatenates.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -133,20 +133,29 @@ impl Unchained {
         received_at: time::OffsetDateTime,
         nonce: [u8; NONCE_BYTES],
     ) -> Result<Unchained, RecordError> {
-        Unchained::scrubbed(event, submitted_by, received_at, nonce, &BTreeSet::new())
+        Unchained::with(
+            event,
+            submitted_by,
+            received_at,
+            nonce,
+            &BTreeSet::new(),
+            &BTreeMap::new(),
+        )
     }
 
-    /// As [`Unchained::new`], for an event [`crate::scrub::scrub_event`] changed: the record
-    /// lists the `scrubbed` kinds (when there are any).
+    /// As [`Unchained::new`], with the kinds [`crate::scrub::scrub_event`] redacted (listed in
+    /// `scrubbed` when there are any) and the commitments to the record's payloads (in
+    /// `payloads`, when there are any).
     ///
     /// # Errors
     /// As [`Unchained::new`].
-    pub fn scrubbed(
+    pub fn with(
         event: AuditEvent,
         submitted_by: &SubmittedBy,
         received_at: time::OffsetDateTime,
         nonce: [u8; NONCE_BYTES],
         scrubbed: &BTreeSet<String>,
+        payloads: &BTreeMap<String, crate::payload::PayloadRef>,
     ) -> Result<Unchained, RecordError> {
         let id = match &event.id {
             Some(id) => uuid::Uuid::parse_str(id)
@@ -169,6 +178,9 @@ impl Unchained {
         map.insert("nonce".into(), Value::String(STANDARD.encode(nonce)));
         if !scrubbed.is_empty() {
             map.insert("scrubbed".into(), serde_json::to_value(scrubbed)?);
+        }
+        if !payloads.is_empty() {
+            map.insert("payloads".into(), crate::payload::refs_value(payloads));
         }
         let (before, after): (Map<String, Value>, Map<String, Value>) =
             map.into_iter().partition(|(key, _)| key.as_str() < "prev");

@@ -17,17 +17,12 @@ pub struct FieldProblem {
 }
 
 /// Fields the server sets; a client sending one is told so.
-const SERVER_FIELDS: [&str; 6] = [
-    "submitted_by",
-    "received_at",
-    "nonce",
-    "prev",
-    "scrubbed",
-    "payloads",
-];
+const SERVER_FIELDS: [&str; 5] = ["submitted_by", "received_at", "nonce", "prev", "scrubbed"];
 
 /// The fields an event may have.
-const EVENT_FIELDS: [&str; 13] = [
+const EVENT_FIELDS: [&str; 15] = [
+    "subject",
+    "payloads",
     "id",
     "timestamp",
     "action",
@@ -126,13 +121,27 @@ fn join(parent: &str, key: &str) -> String {
     }
 }
 
-/// Validates `value` as an [`AuditEvent`] and returns it, or every problem found.
+/// Validates `value` as an [`AuditEvent`] and returns it, or every problem found. Its
+/// `payloads`, if any, are validated too but left out: [`parse_submission`] returns them.
 ///
 /// This does not panic.
 ///
 /// # Errors
 /// The list of [`FieldProblem`]s, at least one.
 pub fn parse_event(value: &Value) -> Result<AuditEvent, Vec<FieldProblem>> {
+    parse_submission(value).map(|(event, _)| event)
+}
+
+/// Validates `value` as an event with its payloads, and returns both, or every problem
+/// found.
+///
+/// This does not panic.
+///
+/// # Errors
+/// The list of [`FieldProblem`]s, at least one.
+pub fn parse_submission(
+    value: &Value,
+) -> Result<(AuditEvent, Vec<crate::payload::Payload>), Vec<FieldProblem>> {
     let mut c = Checker {
         problems: Vec::new(),
     };
@@ -142,12 +151,7 @@ pub fn parse_event(value: &Value) -> Result<AuditEvent, Vec<FieldProblem>> {
     };
     for key in map.keys() {
         if SERVER_FIELDS.contains(&key.as_str()) {
-            let why = if key == "payloads" {
-                "payloads are not accepted yet: send sensitive content only once the payload store is enabled".to_owned()
-            } else {
-                "is set by the server; do not send it".to_owned()
-            };
-            c.problem(key.as_str(), why);
+            c.problem(key.as_str(), "is set by the server; do not send it");
         } else if !EVENT_FIELDS.contains(&key.as_str()) {
             c.problem(key.as_str(), "unknown field");
         }
@@ -202,7 +206,7 @@ pub fn parse_event(value: &Value) -> Result<AuditEvent, Vec<FieldProblem>> {
             c.text("agent.version", version, 128);
         }
     }
-    for field in ["conversation_id", "session_id"] {
+    for field in ["conversation_id", "session_id", "subject"] {
         if let Some(value) = map.get(field) {
             c.text(field, value, 256);
         }
@@ -281,15 +285,27 @@ pub fn parse_event(value: &Value) -> Result<AuditEvent, Vec<FieldProblem>> {
     if let Some(details) = map.get("details") {
         check_details(&mut c, details);
     }
+    let payloads = match map.get("payloads").map(crate::payload::parse_payloads) {
+        None => Vec::new(),
+        Some(Ok(payloads)) => payloads,
+        Some(Err(found)) => {
+            c.problems.extend(found);
+            Vec::new()
+        }
+    };
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
-    serde_json::from_value(value.clone()).map_err(|e| {
-        vec![FieldProblem {
-            field: String::new(),
-            problem: format!("does not match the event schema: {e}"),
-        }]
-    })
+    let mut event = map.clone();
+    event.remove("payloads");
+    serde_json::from_value(Value::Object(event))
+        .map(|event| (event, payloads))
+        .map_err(|e| {
+            vec![FieldProblem {
+                field: String::new(),
+                problem: format!("does not match the event schema: {e}"),
+            }]
+        })
 }
 
 fn check_timestamp(c: &mut Checker, value: &Value) {

@@ -116,6 +116,14 @@ fn valid_event() -> impl Strategy<Value = Value> {
                 if !compliance.is_empty() {
                     map.insert("compliance".into(), json!(compliance));
                 }
+                if let Some((tokens, tool, _)) = gen_ai.clone() {
+                    map.insert("subject".into(), json!(format!("patient-{tokens}")));
+                    map.insert(
+                        "payloads".into(),
+                        json!({"prompt": {"media_type": "text/plain; charset=utf-8", "text": tool},
+                               "image": {"media_type": "image/png", "base64": "iVBORw0KGgo="}}),
+                    );
+                }
                 if let Some((tokens, tool, operation)) = gen_ai {
                     map.insert(
                         "gen_ai".into(),
@@ -294,6 +302,39 @@ fn each_invalid_variation_is_refused_by_both() {
             set(&["gen_ai", "gen_ai.operation.name"], json!("Chat Now")),
         ),
         ("details not an object", set(&["details"], json!([1, 2]))),
+        (
+            "payload name",
+            set(
+                &["payloads"],
+                json!({"Prompt": {"media_type": "text/plain", "text": "x"}}),
+            ),
+        ),
+        (
+            "payload media type",
+            set(
+                &["payloads"],
+                json!({"prompt": {"media_type": "plain", "text": "x"}}),
+            ),
+        ),
+        (
+            "payload text and base64",
+            set(
+                &["payloads"],
+                json!({"prompt": {"media_type": "text/plain", "text": "x", "base64": "eA=="}}),
+            ),
+        ),
+        (
+            "payload bad base64",
+            set(
+                &["payloads"],
+                json!({"prompt": {"media_type": "text/plain", "base64": "!!"}}),
+            ),
+        ),
+        (
+            "payload not an object",
+            set(&["payloads"], json!({"prompt": "text"})),
+        ),
+        ("empty subject", set(&["subject"], json!(""))),
         (
             "details too deep",
             set(

@@ -250,6 +250,9 @@ pub struct RecordsConfig {
     /// What a secret or identifier found in a record's metadata does: redacted (default) or
     /// refused with 422.
     pub scrub: veritrail_records::ScrubMode,
+    /// The data directory holding the encrypted payload store (`<dir>/payloads/`) and its
+    /// master key; `None`: records with payloads are refused (422).
+    pub payload_dir: Option<PathBuf>,
     /// The medical-record-number pattern (a regex) of the scrubber.
     pub mrn_pattern: String,
 }
@@ -258,6 +261,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             scrub: veritrail_records::ScrubMode::Redact,
+            payload_dir: None,
             mrn_pattern: veritrail_records::scrub::DEFAULT_MRN_PATTERN.to_owned(),
         }
     }

@@ -111,6 +111,12 @@ pub enum ApiError {
         /// The conversation.
         conversation: String,
     },
+    /// The payload was destroyed by an erasure.
+    #[error("the payload was erased by the erasure record at index {erasure_index}")]
+    PayloadErased {
+        /// The erasure record's index.
+        erasure_index: u64,
+    },
     /// The request's target is longer than the server reads.
     #[error("the request's path and query exceed {limit} bytes")]
     UriTooLong {
@@ -270,6 +276,14 @@ pub enum NotFound {
         /// The number of committed entries.
         size: u64,
     },
+    /// The record has no payload of that name.
+    #[error("record {index} has no payload {name:?}")]
+    Payload {
+        /// The record's index.
+        index: u64,
+        /// The payload's name.
+        name: String,
+    },
     /// The entry is a raw entry, not an agent record.
     #[error("entry {index} is a raw entry, not a record; read it from /v1/entries/{index}")]
     NotARecord {
@@ -344,6 +358,9 @@ pub enum StartError {
     /// The idempotency journal could not be opened or read.
     #[error("cannot open the idempotency journal: {0}")]
     IdempotencyJournal(#[source] JournalError),
+    /// The payload store could not be opened (or its master key read).
+    #[error("cannot open the payload store: {0}")]
+    Payloads(#[source] crate::payloads::PayloadError),
     /// The conversation chains could not be read from the log.
     #[error("cannot read the conversation chains from the log: {0}")]
     Chains(#[source] veritrail_ledger::Error),
@@ -398,6 +415,7 @@ impl ApiError {
             ApiError::Timeout => ErrorCode::Timeout,
             ApiError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
             ApiError::ConversationClosed { .. } => ErrorCode::ConversationClosed,
+            ApiError::PayloadErased { .. } => ErrorCode::PayloadErased,
             ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
             ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ApiError::Corrupted { .. } => ErrorCode::Corrupted,

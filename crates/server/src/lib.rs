@@ -48,6 +48,7 @@ pub mod idempotency;
 pub mod integrity;
 mod middleware;
 pub mod openapi;
+pub mod payloads;
 pub mod publisher;
 mod query;
 pub mod routes;
@@ -99,6 +100,8 @@ pub struct Inner {
     pub scrubber: Arc<veritrail_records::Scrubber>,
     /// Stored data found corrupted while serving (fails `/readyz`).
     pub integrity: Integrity,
+    /// The encrypted payload store, if the server keeps one.
+    pub payloads: Option<Arc<payloads::PayloadStore>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -201,6 +204,12 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let scrubber = veritrail_records::Scrubber::new(&config.records.mrn_pattern)
             .map_err(|e| StartError::Config(config::ConfigError::MrnPattern(e.to_string())))?;
+        let payloads = match &config.records.payload_dir {
+            None => None,
+            Some(dir) => Some(Arc::new(
+                payloads::PayloadStore::open(dir).map_err(StartError::Payloads)?,
+            )),
+        };
         let (committed_tx, committed_rx) = watch::channel(ledger.tree_head());
         let (published_tx, published_rx) = watch::channel(None);
         let (stop_publisher, mut stop_rx) = watch::channel(false);
@@ -252,6 +261,7 @@ impl Server {
             signing_ok,
             scrubber: Arc::new(scrubber),
             integrity: Integrity::default(),
+            payloads,
         }));
         Ok(Server {
             state,

@@ -333,6 +333,23 @@ pub(crate) fn with_event_schema(mut doc: serde_json::Value) -> serde_json::Value
             }
         }
     }
+    // utoipa writes the variants of an untagged enum without `additionalProperties: false`;
+    // the erase body takes exactly one target and `reason`, nothing else.
+    if let Some(variants) = schemas
+        .get_mut("EraseRequest")
+        .and_then(|e| e.get_mut("oneOf"))
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for variant in variants
+            .iter_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            variant.insert(
+                "additionalProperties".into(),
+                serde_json::Value::Bool(false),
+            );
+        }
+    }
     let one = serde_json::json!({"$ref": "#/components/schemas/AuditEvent"});
     if let Some(content) = doc
         .pointer_mut("/paths/~1v1~1records/post/requestBody/content/application~1json")
@@ -498,6 +515,7 @@ mod tests {
             ApiError::ConversationClosed {
                 conversation: "c".into(),
             },
+            ApiError::PayloadErased { erasure_index: 1 },
             ApiError::UriTooLong { limit: 1 },
             ApiError::HeadersTooLarge { limit: 1 },
             ApiError::Corrupted { what: "e".into() },
@@ -524,6 +542,7 @@ mod tests {
                 | ApiError::Timeout
                 | ApiError::InvalidRecord { .. }
                 | ApiError::ConversationClosed { .. }
+                | ApiError::PayloadErased { .. }
                 | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }
                 | ApiError::Corrupted { .. }

@@ -167,7 +167,10 @@ fn lengths_and_values_are_the_limits() {
 fn needed_role(method: &str, path: &str) -> Option<Role> {
     match (method, path) {
         ("post", "/v1/entries") | ("post", "/v1/records") => Some(Role::Append),
-        ("get", "/v1/records/{index}") => Some(Role::Audit),
+        ("get", "/v1/records/{index}") | ("get", "/v1/records/{index}/payloads/{name}") => {
+            Some(Role::Audit)
+        }
+        ("post", "/v1/admin/erase") => Some(Role::Admin),
         ("get", "/v1/entries/{index}")
         | ("get", "/tile/entries/{path}")
         | ("get", "/v1/proof/inclusion/by-leaf-hash") => Some(Role::Read),

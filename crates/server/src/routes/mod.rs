@@ -40,6 +40,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(records::append_records),
         routes!(records::record),
         routes!(records::event_schema),
+        routes!(records::payload),
+        routes!(records::erase),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::inclusion_proof_by_leaf_hash),

@@ -12,9 +12,11 @@ use veritrail_api::media::IDEMPOTENCY_KEY_HEADER;
 use veritrail_api::{AppendedRecord, ErrorBody, FieldProblem, RecordWithProof, RecordsResponse};
 use veritrail_ledger::{Hash, leaf_hash};
 use veritrail_records::{
-    MAX_RECORDS_PER_REQUEST, NONCE_BYTES, SubmittedBy, Unchained, parse_event, parse_leaf,
+    MAX_RECORDS_PER_REQUEST, NONCE_BYTES, SubmittedBy, Unchained, parse_leaf, parse_submission,
     scrub_event,
 };
+
+use crate::payloads::{self, Filing};
 
 use crate::AppState;
 use crate::auth::Role;
@@ -85,8 +87,24 @@ pub(crate) async fn append_records(
         },
         _ => InvalidEntry::Unreadable(e).into(),
     })?;
-    let records = prepare(&state, &body, &submitted_by)?;
+    let (records, filings) = prepare(&state, &body, &submitted_by)?;
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
+    if !filings.is_empty() {
+        // Durable before the records that commit to them are acknowledged (or even queued).
+        let store = state.payloads.clone().ok_or(Internal::EmptyResult)?;
+        tokio::task::spawn_blocking(move || {
+            filings.iter().try_for_each(|filing| store.store(filing))
+        })
+        .await
+        .map_err(|source| Internal::Task {
+            what: "store payloads",
+            source,
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "payloads not stored; nothing was appended");
+            ApiError::store_failure(e.is_no_space())
+        })?;
+    }
     let timeout = state.config.limits.request_timeout;
 
     let ticket = match headers.get(IDEMPOTENCY_KEY_HEADER) {
@@ -167,7 +185,7 @@ fn prepare(
     state: &AppState,
     body: &[u8],
     submitted_by: &SubmittedBy,
-) -> Result<Vec<Unchained>, ApiError> {
+) -> Result<(Vec<Unchained>, Vec<Filing>), ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::InvalidEntry(InvalidEntry::NotJson {
             message: e.to_string(),
@@ -187,18 +205,26 @@ fn prepare(
     let received_at = time::OffsetDateTime::now_utc();
     let mut problems = Vec::new();
     let mut records = Vec::with_capacity(events.len());
+    let mut filings = Vec::new();
     for (position, event) in events.iter().enumerate() {
         let prefix = |field: String| match (array, field.is_empty()) {
             (false, _) => field,
             (true, true) => format!("[{position}]"),
             (true, false) => format!("[{position}].{field}"),
         };
-        match parse_event(event) {
+        match parse_submission(event) {
             Err(found) => problems.extend(found.into_iter().map(|p| FieldProblem {
                 field: prefix(p.field),
                 problem: p.problem,
             })),
-            Ok(mut event) => {
+            Ok((_, payloads)) if !payloads.is_empty() && state.payloads.is_none() => {
+                problems.push(FieldProblem {
+                    field: prefix("payloads".into()),
+                    problem: "this server keeps no payload store; send the record without payloads"
+                        .into(),
+                });
+            }
+            Ok((mut event, payloads)) => {
                 let scrubbed =
                     match scrub_event(&state.scrubber, &mut event, state.config.records.scrub) {
                         Ok(kinds) => kinds,
@@ -215,8 +241,28 @@ fn prepare(
                 }
                 let mut nonce = [0u8; NONCE_BYTES];
                 getrandom::fill(&mut nonce).map_err(Internal::Random)?;
-                match Unchained::scrubbed(event, submitted_by, received_at, nonce, &scrubbed) {
-                    Ok(record) => records.push(record),
+                let (refs, keyed) = payloads::commit(payloads).map_err(|e| match e {
+                    payloads::PayloadError::Random(e) => Internal::Random(e),
+                    _ => Internal::EmptyResult,
+                })?;
+                let subject = event.subject.clone();
+                let conversation_id = event.conversation_id.clone();
+                match Unchained::with(event, submitted_by, received_at, nonce, &scrubbed, &refs) {
+                    Ok(record) => {
+                        if !keyed.is_empty() {
+                            filings.push(Filing {
+                                nonce,
+                                label: payloads::label_of(
+                                    subject.as_deref(),
+                                    conversation_id.as_deref(),
+                                    &record.id,
+                                ),
+                                conversation_id,
+                                payloads: keyed,
+                            });
+                        }
+                        records.push(record);
+                    }
                     Err(e) => problems.push(FieldProblem {
                         field: prefix(String::new()),
                         problem: e.to_string(),
@@ -228,7 +274,7 @@ fn prepare(
     if !problems.is_empty() {
         return Err(ApiError::InvalidRecord { problems });
     }
-    Ok(records)
+    Ok((records, filings))
 }
 
 /// The answer to a retry: the records committed at `indices`, read back from the log.
@@ -366,4 +412,359 @@ pub(crate) async fn event_schema() -> Response {
         Some("public, max-age=3600"),
         veritrail_records::EVENT_SCHEMA,
     )
+}
+
+/// The payload of a record, opened: what `GET /v1/records/{index}/payloads/{name}` returns.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PayloadAnswer {
+    /// Its media type.
+    media_type: String,
+    /// The payload, standard base64.
+    payload: String,
+    /// The opening key of the record's commitment to it, standard base64.
+    opening_key: String,
+}
+
+/// `GET /v1/records/<index>/payloads/<name>`
+#[utoipa::path(
+    get,
+    path = "/v1/records/{index}/payloads/{name}",
+    tag = "records",
+    summary = "A record's payload with its opening key",
+    description = "The payload the record at `index` commits to under `name`, decrypted from \
+the payload store, with its opening key. Verify before use: \
+`HMAC-SHA-256(opening_key, \"veritrail/payload/v1\" ‖ payload)` must equal the commitment in the \
+record, whose inclusion you prove. After an erasure: 410 `payload_erased`, naming the erasure \
+record. Role: `audit` (or `admin`).",
+    params(
+        ("index" = u64, Path, example = 600, description = "The record's index"),
+        ("name" = String, Path, example = "prompt", pattern = r"^[a-z0-9_][a-z0-9_.-]{0,63}$",
+            description = "The payload's name"),
+    ),
+    responses(
+        (status = 200, description = "The payload", body = PayloadAnswer),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        AccessErrors,
+        (status = 404, description = "`not_found`: no such record or payload", body = ErrorBody),
+        (status = 410, description = "`payload_erased`: destroyed by the erasure record the \
+message names", body = ErrorBody),
+        TimeoutError,
+        InternalError,
+    ),
+    security(("bearer" = ["audit"]))
+)]
+pub(crate) async fn payload(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<(String, String)>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.auth.require(&headers, Role::Audit)?;
+    Params::parse(query.as_deref(), &[])?;
+    let Path((index, name)) = path.map_err(|e| ApiError::param("path", e.body_text()))?;
+    let index = parse_u64("index", &index)?;
+    if !veritrail_records::payload::is_payload_name(&name) {
+        return Err(ApiError::param(
+            "name",
+            "a payload name is 1 to 64 of a-z, 0-9, _, - and .",
+        ));
+    }
+    let Some(store) = state.payloads.clone() else {
+        return Err(NotFound::Payload { index, name }.into());
+    };
+    let leaf = blocking(&state, move |l| l.entry(index))
+        .await
+        .map_err(|e| match e {
+            ApiError::IndexOutOfRange { index, size } => NotFound::Entry { index, size }.into(),
+            other => other,
+        })?;
+    let record = parse_leaf(&leaf).map_err(|_| NotFound::NotARecord { index })?;
+    let committed = veritrail_records::payload::stored_commitment(&record, &name);
+    let nonce = record
+        .get("nonce")
+        .and_then(|n| n.as_str())
+        .and_then(|n| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, n).ok());
+    let (Some(_), Some(nonce)) = (committed, nonce) else {
+        return Err(NotFound::Payload { index, name }.into());
+    };
+    let wanted = name.clone();
+    let found = tokio::task::spawn_blocking(move || store.fetch(&nonce, &wanted))
+        .await
+        .map_err(|source| Internal::Task {
+            what: "payload",
+            source,
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, index, "a payload cannot be read");
+            ApiError::Internal(Internal::EmptyResult)
+        })?;
+    match found {
+        payloads::Lookup::Found(opened) => {
+            let b64 =
+                |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
+            Ok(Json(PayloadAnswer {
+                media_type: opened.media_type,
+                payload: b64(&opened.payload),
+                opening_key: b64(&opened.opening_key),
+            })
+            .into_response())
+        }
+        payloads::Lookup::Erased(erasure_index) => Err(ApiError::PayloadErased { erasure_index }),
+        payloads::Lookup::Missing => Err(NotFound::Payload { index, name }.into()),
+    }
+}
+
+/// The body of `POST /v1/admin/erase`: exactly one target, and why.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub(crate) enum EraseRequest {
+    /// Every payload of a data subject (its data key is destroyed).
+    Subject {
+        /// The subject, as records name it in `subject`.
+        #[schema(min_length = 1, max_length = 256, example = "P-0042")]
+        subject: String,
+        /// Why (1 to 1024 characters); recorded in the erasure record.
+        #[schema(
+            min_length = 1,
+            max_length = 1024,
+            example = "GDPR art. 17 request 2026-114"
+        )]
+        reason: String,
+    },
+    /// Every payload of the records of a conversation.
+    Conversation {
+        /// The conversation.
+        #[schema(min_length = 1, max_length = 256, example = "c-9")]
+        conversation_id: String,
+        /// Why.
+        #[schema(min_length = 1, max_length = 1024)]
+        reason: String,
+    },
+    /// The payloads of one record.
+    Index {
+        /// The record's index.
+        #[schema(example = 601)]
+        index: u64,
+        /// Why.
+        #[schema(min_length = 1, max_length = 1024)]
+        reason: String,
+    },
+}
+
+/// The answer of `POST /v1/admin/erase`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EraseAnswer {
+    /// The index of the `x-veritrail.erasure` record appended for it.
+    erasure_index: u64,
+    /// Records whose payloads were destroyed.
+    records_affected: usize,
+    /// Data keys destroyed.
+    keys_destroyed: usize,
+}
+
+/// `POST /v1/admin/erase`
+#[utoipa::path(
+    post,
+    path = "/v1/admin/erase",
+    tag = "records",
+    summary = "Erase payloads (crypto-shredding), recorded in the log",
+    description = "Destroys the data key and the stored payloads of a data subject, of every \
+record of a conversation, or of one record, after appending an `x-veritrail.erasure` record \
+naming what was erased (a subject by its key id, never in the clear), by whom and why. The tree \
+is untouched: every proof, receipt and replay still verifies; the payload endpoint then answers \
+410 naming the erasure record. Role: `admin`.",
+    request_body(content = EraseRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Erased", body = EraseAnswer),
+        (status = 400, description = "`invalid_entry`: not exactly one target, or no reason", body = ErrorBody),
+        AccessErrors,
+        (status = 404, description = "`not_found`: the index is not a record", body = ErrorBody),
+        TimeoutError,
+        (status = 422, description = "`index_out_of_range`: the index is beyond the log", body = ErrorBody),
+        InternalError,
+        (status = 503, description = "`overloaded`, `store_unavailable`", body = ErrorBody),
+        (status = 507, description = "`insufficient_storage`", body = ErrorBody),
+    ),
+    security(("bearer" = ["admin"]))
+)]
+pub(crate) async fn erase(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.auth.require(&headers, Role::Admin)?;
+    Params::parse(query.as_deref(), &[])?;
+    let caller = state.auth.caller(&headers)?.map(|c| c.name);
+    let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
+    // Exactly one target: an object with more keys than one target and `reason` is refused.
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::InvalidEntry(InvalidEntry::NotJson {
+            message: e.to_string(),
+        })
+    })?;
+    if value.as_object().is_none_or(|o| o.len() != 2) {
+        return Err(ApiError::param(
+            "target",
+            "give exactly one of subject, conversation_id or index, and reason",
+        ));
+    }
+    // JSON has one number type: `33.0` is the integer 33 (as JSON Schema says).
+    let mut value = value;
+    if let Some(index) = value.get_mut("index")
+        && let Some(float) = index.as_f64()
+        && !index.is_u64()
+        && float.fract() == 0.0
+        && (0.0..=veritrail_records::MAX_INTEGER as f64).contains(&float)
+    {
+        *index = serde_json::Value::from(float as u64);
+    }
+    let request: EraseRequest = serde_json::from_value(value).map_err(|_| {
+        ApiError::param(
+            "target",
+            "give exactly one of subject (a string), conversation_id (a string) or index (a number), and reason (a string)",
+        )
+    })?;
+    let (subject, conversation_id, index, reason) = match request {
+        EraseRequest::Subject { subject, reason } => (Some(subject), None, None, reason),
+        EraseRequest::Conversation {
+            conversation_id,
+            reason,
+        } => (None, Some(conversation_id), None, reason),
+        EraseRequest::Index { index, reason } => (None, None, Some(index), reason),
+    };
+    if !(1..=1024).contains(&reason.chars().count()) {
+        return Err(ApiError::param("reason", "1 to 1024 characters"));
+    }
+    if [&subject, &conversation_id]
+        .into_iter()
+        .flatten()
+        .any(|t| !(1..=256).contains(&t.chars().count()))
+    {
+        return Err(ApiError::param("target", "1 to 256 characters"));
+    }
+    let store = state
+        .payloads
+        .clone()
+        .ok_or_else(|| ApiError::param("target", "this server keeps no payload store"))?;
+    // What is erased, and how the erasure record names it.
+    let (target, label, conversation, nonce) = match (&subject, &conversation_id, index) {
+        (Some(subject), _, _) => {
+            let label = payloads::label_of(Some(subject), None, "");
+            (
+                serde_json::json!({"subject_key": store.key_id(&label)}),
+                Some(label),
+                None,
+                None,
+            )
+        }
+        (_, Some(conversation), _) => (
+            serde_json::json!({"conversation_id": conversation}),
+            Some(payloads::label_of(None, Some(conversation), "")),
+            Some(conversation.clone()),
+            None,
+        ),
+        (_, _, Some(index)) => {
+            let leaf = blocking(&state, move |l| l.entry(index)).await?;
+            let record = parse_leaf(&leaf).map_err(|_| NotFound::NotARecord { index })?;
+            let nonce = record
+                .get("nonce")
+                .and_then(|n| n.as_str())
+                .and_then(|n| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, n).ok()
+                })
+                .ok_or(NotFound::NotARecord { index })?;
+            // A record with neither subject nor conversation has a key of its own.
+            let own = match (
+                record.get("subject"),
+                record.get("conversation_id"),
+                record.get("id"),
+            ) {
+                (None, None, Some(id)) => id.as_str().map(|id| payloads::label_of(None, None, id)),
+                _ => None,
+            };
+            (serde_json::json!({"index": index}), own, None, Some(nonce))
+        }
+        (None, None, None) => return Err(ApiError::param("target", "no target")),
+    };
+    let scan = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.affected(label.as_deref(), conversation.as_deref(), nonce.as_deref())
+        })
+    };
+    let affected = scan
+        .await
+        .map_err(|source| Internal::Task {
+            what: "erase",
+            source,
+        })?
+        .map_err(|e| ApiError::store_failure(e.is_no_space()))?;
+    // First the record of the erasure, durable; then the destruction.
+    let mut event = veritrail_records::AuditEvent::new(
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| Internal::EmptyResult)?,
+        veritrail_records::Action::Custom("x-veritrail.erasure".into()),
+        veritrail_records::Actor {
+            id: caller.clone().unwrap_or_else(|| "anonymous".into()),
+            kind: veritrail_records::ActorType::Admin,
+        },
+    );
+    let mut details = serde_json::Map::new();
+    details.insert("target".into(), target);
+    details.insert("reason".into(), serde_json::Value::String(reason));
+    details.insert("records_affected".into(), affected.records.len().into());
+    details.insert("keys_destroyed".into(), affected.keys.len().into());
+    event.details = Some(details);
+    let scrubbed = scrub_event(
+        &state.scrubber,
+        &mut event,
+        veritrail_records::ScrubMode::Redact,
+    )
+    .unwrap_or_default();
+    let submitted_by = match caller {
+        Some(name) => SubmittedBy::Token { name },
+        None => SubmittedBy::Anonymous,
+    };
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(Internal::Random)?;
+    let record = Unchained::with(
+        event,
+        &submitted_by,
+        time::OffsetDateTime::now_utc(),
+        nonce,
+        &scrubbed,
+        &std::collections::BTreeMap::new(),
+    )
+    .map_err(|_| Internal::EmptyResult)?;
+    let committed = state
+        .sequencer
+        .submit_records(vec![record], None)?
+        .await
+        .map_err(|_| ApiError::from(Internal::CommitterStopped))??;
+    let erasure_index = committed.indices.start;
+    let destroyed = affected.clone();
+    tokio::task::spawn_blocking(move || store.destroy(&destroyed, erasure_index))
+        .await
+        .map_err(|source| Internal::Task {
+            what: "erase",
+            source,
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, erasure_index, "erasure recorded but not finished; retry it");
+            ApiError::store_failure(e.is_no_space())
+        })?;
+    tracing::info!(
+        erasure_index,
+        records = affected.records.len(),
+        "payloads erased"
+    );
+    metrics::counter!("veritrail_payload_erasures_total").increment(1);
+    Ok(Json(EraseAnswer {
+        erasure_index,
+        records_affected: affected.records.len(),
+        keys_destroyed: affected.keys.len(),
+    })
+    .into_response())
 }

@@ -13,6 +13,9 @@ use veritrail_ledger::proof::verify_inclusion;
 use veritrail_ledger::{Hash, leaf_hash};
 use veritrail_records::{Prev, leaf_of};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::{APPEND_TOKEN, AUDIT_TOKEN, READ_TOKEN, TestServer, fast_config, token_policy};
 
 fn event(conversation: &str, action: &str, n: usize) -> Value {
@@ -432,4 +435,176 @@ async fn reject_mode_refuses_a_record_with_secrets_naming_the_fields() {
         "{fields:?}"
     );
     assert_eq!(server.tree().size, 0);
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn payloads_stay_off_the_tree_open_against_the_proven_leaf_and_erasure_keeps_proofs() {
+    use veritrail_records::payload::opens;
+    let payload_dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config();
+    config.records.payload_dir = Some(payload_dir.path().to_owned());
+    let server = TestServer::start(token_policy(false), config, 0).await;
+    let secret = "Do my results show HIV? My SSN is 123-45-6789.";
+    let mut with_payload = event("c-1", "user_message_received", 0);
+    with_payload["subject"] = json!("P-0042");
+    with_payload["payloads"] = json!({
+        "prompt": {"media_type": "text/plain; charset=utf-8", "text": secret},
+        "scan": {"media_type": "image/png", "base64": "iVBORw0KGgo="}
+    });
+    let body = json!([with_payload, event("c-1", "agent_response_generated", 1)]);
+    post(&server, &body, APPEND_TOKEN, "?wait=published")
+        .await
+        .ok("append with payloads");
+
+    // The leaf holds the commitment, never the payload.
+    let record = fetch_verified(&server, 0).await;
+    let prompt = &record["payloads"]["prompt"];
+    assert_eq!(prompt["media_type"], "text/plain; charset=utf-8");
+    assert_eq!(prompt["size"], secret.len());
+    let leaf = server.ledger.entry(0).unwrap();
+    assert!(!leaf.windows(12).any(|w| w == &secret.as_bytes()[..12]));
+    let commitment = STANDARD
+        .decode(prompt["commitment"].as_str().unwrap())
+        .unwrap();
+
+    // The auditor opens it against the proven leaf; a changed payload or key does not open.
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    let opened = server
+        .get_as("/v1/records/0/payloads/prompt", Some(&auditor))
+        .await
+        .ok("payload")
+        .json();
+    let payload = STANDARD
+        .decode(opened["payload"].as_str().unwrap())
+        .unwrap();
+    let key = STANDARD
+        .decode(opened["opening_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(payload, secret.as_bytes());
+    assert!(opens(&commitment, &key, &payload));
+    assert!(!opens(&commitment, &key, b"Do my results show HIV? No."));
+    let mut other_key = key.clone();
+    other_key[0] ^= 1;
+    assert!(!opens(&commitment, &other_key, &payload));
+    let reader = format!("Bearer {READ_TOKEN}");
+    server
+        .get_as("/v1/records/0/payloads/prompt", Some(&reader))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden", "read role");
+    server
+        .get_as("/v1/records/1/payloads/prompt", Some(&auditor))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found", "no payload");
+
+    // The master key is nowhere but its own file: not in the tree, not in any other file.
+    let master = std::fs::read_to_string(payload_dir.path().join("payload-master.key")).unwrap();
+    let master = master.trim();
+    let master_raw = STANDARD.decode(master).unwrap();
+    for file in files(payload_dir.path()) {
+        if file.ends_with("payload-master.key") {
+            continue;
+        }
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(32).any(|w| w == master_raw.as_slice()),
+            "{}",
+            file.display()
+        );
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(master),
+            "{}",
+            file.display()
+        );
+        assert!(
+            !bytes.windows(12).any(|w| w == &secret.as_bytes()[..12]),
+            "{}",
+            file.display()
+        );
+    }
+    let bundle = server.ledger.entry_bundle(0, 2).unwrap();
+    assert!(!String::from_utf8_lossy(&bundle).contains(master));
+    let stored: Vec<(std::path::PathBuf, Vec<u8>)> =
+        files(&payload_dir.path().join("payloads/records"))
+            .into_iter()
+            .map(|f| {
+                let bytes = std::fs::read(&f).unwrap();
+                (f, bytes)
+            })
+            .collect();
+    assert!(stored.len() >= 3, "meta and two payloads");
+
+    // Erasure: recorded in the log, then the key and the files are gone; proofs still hold.
+    let admin = format!("Bearer {}", crate::ADMIN_TOKEN);
+    let erased = server
+        .post_with(
+            "/v1/admin/erase",
+            "application/json",
+            &[("authorization", admin.as_bytes())],
+            serde_json::to_vec(
+                &json!({"subject": "P-0042", "reason": "GDPR art. 17 request 2026-114"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .ok("erase")
+        .json();
+    let erasure_index = erased["erasure_index"].as_u64().unwrap();
+    assert_eq!(erasure_index, 2);
+    assert_eq!(erased["records_affected"], 1);
+    assert_eq!(erased["keys_destroyed"], 1);
+    let message = server
+        .get_as("/v1/records/0/payloads/prompt", Some(&auditor))
+        .await
+        .assert_error(StatusCode::GONE, "payload_erased", "after erasure");
+    assert!(
+        message.contains(&format!("index {erasure_index}")),
+        "{message}"
+    );
+    server.wait_published(3).await;
+    let record_after = fetch_verified(&server, 0).await;
+    assert_eq!(
+        record_after, record,
+        "the record and its proof are untouched"
+    );
+    let erasure = fetch_verified(&server, erasure_index).await;
+    assert_eq!(erasure["action"], "x-veritrail.erasure");
+    assert_eq!(erasure["submitted_by"]["name"], "operator");
+    assert!(
+        !erasure.to_string().contains("P-0042"),
+        "the subject is named by its key id only"
+    );
+    for (path, bytes) in &stored {
+        assert!(!path.exists(), "{} survived", path.display());
+        for file in files(payload_dir.path()) {
+            let now = std::fs::read(&file).unwrap();
+            assert!(
+                bytes.len() < 16 || !now.windows(bytes.len()).any(|w| w == bytes.as_slice()),
+                "{} still holds erased bytes",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        std::fs::read_dir(payload_dir.path().join("payloads/keys"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    // The whole log still verifies as a monitor would: every entry against the signed root.
+    let audit = server.ledger.audit().unwrap();
+    assert_eq!(audit.entries, 3);
 }
