@@ -258,7 +258,7 @@ fn serve_creates_an_owner_only_data_directory() {
         .env_remove("VERITRAIL_DATA")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("serve.err")).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -271,16 +271,27 @@ fn serve_creates_an_owner_only_data_directory() {
             let _ = tx.send(line);
         }
     });
+    let mut printed = String::new();
     let started = loop {
         match rx.recv_timeout(std::time::Duration::from_secs(30)) {
             Ok(line) if line.starts_with("tree size: ") => break true,
-            Ok(_) => continue,
+            Ok(line) => printed.push_str(&line),
             Err(_) => break false,
         }
     };
     let _ = child.kill();
     let _ = child.wait();
     assert!(started, "veritrail serve did not start");
+    // The payload master key was generated, and is neither printed nor logged.
+    let master = std::fs::read_to_string(data.join("payload-master.key")).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("serve.err")).unwrap();
+    assert!(log.contains("generated the payload master key"), "{log}");
+    for output in [&printed, &log] {
+        assert!(
+            !output.contains(master.trim()),
+            "the master key leaked: {output}"
+        );
+    }
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     let mut files = Vec::new();
     let mut stack = vec![data.clone()];
@@ -303,6 +314,7 @@ fn serve_creates_an_owner_only_data_directory() {
         "auth.toml",
         "admin.token",
         "entries",
+        "payload-master.key",
     ] {
         assert!(
             files.iter().any(|f| f == expected),
