@@ -39,8 +39,8 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, prove, record, serve,
-    verify_evidence, verify_receipt,
+    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove,
+    record, serve, verify_evidence, verify_receipt,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -80,6 +80,11 @@ enum Command {
     /// event unchanged. With --wait (or --receipt), waits until a signed checkpoint covers
     /// the records and checks their receipts against --log-key.
     Record(Box<record::RecordArgs>),
+    /// Fetch a record's payload and prove it before writing it out.
+    ///
+    /// Proves the record in the log against --log-key and the payload against the record's
+    /// commitment; writes the payload to standard output (or --out). Needs the audit role.
+    Payload(Box<payload::PayloadArgs>),
     /// Read an entry from a running log.
     ///
     /// Writes its raw bytes to standard output (or --out). With --verify, proves first that
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => bench::run(command).map(done),
         Command::Append(args) => append::run(&args).map(done),
         Command::Record(args) => record::run(&args).map(done),
+        Command::Payload(args) => payload::run(&args).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

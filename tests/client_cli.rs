@@ -999,5 +999,48 @@ fn record_appends_checked_agent_records_with_verified_receipts() {
     std::fs::write(&not_json, b"{oops").unwrap();
     let refused = run(&server.args(&["record", path(&not_json)])).expect(2);
     assert!(refused.stderr.contains("is not JSON"), "{}", refused.stderr);
+
+    // A payload: written only once the record and the payload are proven; gone after erasure.
+    let with_payload = dir.path().join("payload.json");
+    std::fs::write(
+        &with_payload,
+        br#"{"timestamp": "2026-03-01T12:00:02Z", "action": "user_message_received",
+             "actor": {"id": "u-1", "type": "user"}, "conversation_id": "c-1",
+             "subject": "P-0042",
+             "payloads": {"prompt": {"media_type": "text/plain", "text": "Is my biopsy benign?"}}}"#,
+    )
+    .unwrap();
+    let recorded =
+        run(&server.args(&["record", "--wait", "--log-key", &key, path(&with_payload)])).expect(0);
+    assert!(recorded.out().starts_with("index 2 "), "{}", recorded.out());
+    let out = dir.path().join("prompt.txt");
+    let fetched = run(&server.args(&[
+        "payload",
+        "--log-key",
+        &key,
+        "--out",
+        path(&out),
+        "2",
+        "prompt",
+    ]))
+    .expect(0);
+    assert!(fetched.stderr.contains("verified"), "{}", fetched.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), b"Is my biopsy benign?");
+    let unproven = run(&server.args(&["payload", "2", "prompt"])).expect(2);
+    assert!(unproven.stderr.contains("--log-key"), "{}", unproven.stderr);
+    let erased = block_on(async {
+        http()
+            .post(format!("{}/v1/admin/erase", server.url))
+            .bearer_auth(&server.token)
+            .header("content-type", "application/json")
+            .body(r#"{"subject": "P-0042", "reason": "patient request"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(erased, 200);
+    let gone = run(&server.args(&["payload", "--log-key", &key, "2", "prompt"])).expect(2);
+    assert!(gone.stderr.contains("payload_erased"), "{}", gone.stderr);
     drop(server);
 }

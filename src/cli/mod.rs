@@ -13,6 +13,7 @@
 //! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
 //! | `record`                     | [`record`]            |
+//! | `payload`                    | [`payload`]           |
 //! | `get`                        | [`get`]               |
 //! | `prove`                      | [`prove`]             |
 //! | `checkpoint`                 | [`checkpoint`]        |
@@ -29,6 +30,7 @@ pub(crate) mod keygen;
 pub(crate) mod log_append;
 pub(crate) mod log_verify;
 pub(crate) mod monitor;
+pub(crate) mod payload;
 pub(crate) mod prove;
 pub(crate) mod record;
 pub(crate) mod serve;

@@ -199,6 +199,8 @@ pub(crate) fn recorded(
             }
             // A set: stored sorted, without duplicates.
             "compliance" => got.map(as_set) == Some(as_set(value)),
+            // Stored as commitments: the same names, media types and sizes.
+            "payloads" => got.is_some_and(|stored| same_payloads(value, stored)),
             _ => got.map(canonical) == Some(canonical(value)),
         };
         if !same {
@@ -216,6 +218,32 @@ pub(crate) fn recorded(
         record,
         published: checked.published,
     })
+}
+
+/// Whether the stored `payloads` (commitments) describe the sent ones (contents): the same
+/// names, each with the same media type and size. The commitments themselves can only be
+/// opened with the opening keys, which the payload endpoint serves.
+fn same_payloads(sent: &serde_json::Value, stored: &serde_json::Value) -> bool {
+    let (Some(sent), Some(stored)) = (sent.as_object(), stored.as_object()) else {
+        return false;
+    };
+    sent.len() == stored.len()
+        && sent.iter().all(|(name, payload)| {
+            let size = match (payload.get("text"), payload.get("base64")) {
+                (Some(text), None) => text.as_str().map(str::len),
+                (None, Some(b64)) => b64
+                    .as_str()
+                    .and_then(veritrail_records::payload::decode_base64)
+                    .map(|b| b.len()),
+                _ => None,
+            };
+            stored.get(name).is_some_and(|s| {
+                s.get("media_type") == payload.get("media_type")
+                    && s.get("size").and_then(serde_json::Value::as_u64) == size.map(|n| n as u64)
+                    && s.get("commitment")
+                        .is_some_and(serde_json::Value::is_string)
+            })
+        })
 }
 
 /// RFC 8785 text of a JSON value.

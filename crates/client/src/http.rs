@@ -453,6 +453,51 @@ impl LogClient {
             .collect()
     }
 
+    /// A stored record with its inclusion proof (`GET /v1/records/{index}`, role `audit`).
+    /// Not yet verified: [`crate::records::verified_payload`] and
+    /// [`crate::records::verified_record`] check it.
+    ///
+    /// # Errors
+    /// Transport and API errors (`not_found` for a raw entry or an index the latest
+    /// checkpoint does not cover yet).
+    pub async fn record(&self, index: u64) -> Result<veritrail_api::RecordWithProof, ClientError> {
+        let (json, url): (veritrail_api::RecordWithProof, _) = self
+            .transport
+            .get_json(&format!("v1/records/{index}"))
+            .await?;
+        check_answer("index", index, json.index)?;
+        let _ = url;
+        Ok(json)
+    }
+
+    /// A record's payload with its opening key, as served
+    /// (`GET /v1/records/{index}/payloads/{name}`, role `audit`). Not yet verified.
+    ///
+    /// # Errors
+    /// Transport and API errors (`payload_erased` after an erasure).
+    pub async fn payload(
+        &self,
+        index: u64,
+        name: &str,
+    ) -> Result<(String, Vec<u8>, Vec<u8>), ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            media_type: String,
+            payload: String,
+            opening_key: String,
+        }
+        let (json, url): (Answer, _) = self
+            .transport
+            .get_json(&format!("v1/records/{index}/payloads/{name}"))
+            .await?;
+        let decode = |text: &str| STANDARD.decode(text).map_err(|e| malformed(&url, e));
+        Ok((
+            json.media_type,
+            decode(&json.payload)?,
+            decode(&json.opening_key)?,
+        ))
+    }
+
     async fn post_entries(
         &self,
         content_type: &'static str,

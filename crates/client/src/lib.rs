@@ -62,6 +62,7 @@ pub mod error;
 pub mod evidence;
 pub mod http;
 pub mod monitor;
+pub mod records;
 pub mod state;
 mod tile_body;
 pub mod tiles;

@@ -38,6 +38,12 @@ const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::
     base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
 );
 
+/// Decodes a payload's `base64` as the server does (standard alphabet, padded, nonzero
+/// trailing bits allowed).
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    LENIENT.decode(text).ok()
+}
+
 /// The domain separator of payload commitments.
 const DOMAIN: &[u8] = b"veritrail/payload/v1";
 
