@@ -263,9 +263,23 @@ fn the_redb_store_reopens_itself_after_a_failed_write() {
     // Still full: refused again, and nothing was half written.
     assert!(kv.put_checkpoint(first_refused, &note, 0).is_err());
     std::fs::remove_file(mount.0.join("filler")).unwrap();
-    // Space again: the store reopens itself and writes; what it held is intact.
-    kv.put_checkpoint(first_refused, &note, first_refused)
-        .unwrap();
+    // Space again: the store reopens itself and writes (within a few attempts: each failed
+    // write marks it for reopening); what it held is intact.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = kv.put_checkpoint(first_refused, &note, first_refused) {
+        let sizes: Vec<String> = std::fs::read_dir(mount.0.join("data"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                format!("{:?} {}", e.file_name(), e.metadata().unwrap().len())
+            })
+            .collect();
+        assert!(
+            Instant::now() < deadline,
+            "still refused after space was freed: {e}; files: {sizes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(kv.checkpoint(1).unwrap().unwrap(), note);
     assert_eq!(
         kv.latest_checkpoint().unwrap().unwrap(),
