@@ -26,10 +26,10 @@ impl Drop for Mount {
     }
 }
 
-/// Mounts an 8 MiB tmpfs at `dir`, or says why it cannot.
-fn mount_small_fs(dir: &Path) -> Result<Mount, String> {
+/// Mounts a tmpfs of `size` (e.g. `8m`) at `dir`, or says why it cannot.
+fn mount_small_fs(dir: &Path, size: &str) -> Result<Mount, String> {
     let output = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(dir)
         .output()
         .map_err(|e| format!("cannot run mount: {e}"))?;
@@ -142,7 +142,7 @@ async fn check(base: &str, acknowledged: &[Vec<u8>]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_answers_507_and_recovers_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mount = match mount_small_fs(dir.path()) {
+    let mount = match mount_small_fs(dir.path(), "8m") {
         Ok(mount) => mount,
         Err(reason) => {
             eprintln!("skipped: {reason}");
@@ -239,7 +239,9 @@ async fn a_full_disk_answers_507_and_recovers_without_a_restart() {
 fn the_redb_store_reopens_itself_after_a_failed_write() {
     use veritrail_ledger::store::{self, Backend};
     let dir = tempfile::tempdir().unwrap();
-    let mount = match mount_small_fs(dir.path()) {
+    // Larger than the server test's: redb may grow its file by a step that depends on its
+    // size (CI once saw 8 MiB too tight for it after the filler was gone); 64 MiB leaves room.
+    let mount = match mount_small_fs(dir.path(), "64m") {
         Ok(mount) => mount,
         Err(reason) => {
             eprintln!("skipped: {reason}");
