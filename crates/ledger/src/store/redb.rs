@@ -92,6 +92,9 @@ impl RedbStore {
     /// # Errors
     /// [`Error::Storage`] if the file cannot be opened (for example, another process holds it).
     pub fn open(path: &Path) -> Result<Self, Error> {
+        if !path.exists() {
+            Self::create_atomically(path)?;
+        }
         let db = Database::create(path).map_err(|e| err("open redb database")(e.into()))?;
         // Create the tables up front so that readers never see "table does not exist".
         let txn = db
@@ -110,6 +113,44 @@ impl RedbStore {
             db: std::sync::RwLock::new(db),
             broken: AtomicBool::new(false),
         })
+    }
+
+    /// Creates a new database file under a temporary name and renames it into place once its
+    /// header is written and synced: a process killed while creating the store leaves either
+    /// no database or a whole one, never a file redb cannot open (`magic number mismatch`).
+    /// A temporary file left by such a kill held nothing yet and is replaced.
+    fn create_atomically(path: &Path) -> Result<(), Error> {
+        let creating = path.with_extension("redb.creating");
+        match std::fs::remove_file(&creating) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::io_path(
+                    "remove a half-created database",
+                    &creating,
+                    e,
+                ));
+            }
+        }
+        // Owner-only from the start, like every file of the store.
+        let file = super::tilelog::open_private(&creating)?;
+        let backend = redb::backends::FileBackend::new(file)
+            .map_err(|e| err("create redb database")(e.into()))?;
+        let db = Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| err("create redb database")(e.into()))?;
+        drop(db);
+        std::fs::File::open(&creating)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io_path("sync the new database", &creating, e))?;
+        std::fs::rename(&creating, path)
+            .map_err(|e| Error::io_path("rename the new database into place", path, e))?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io_path("sync the data directory", dir, e))?;
+        }
+        Ok(())
     }
 
     fn get(
@@ -361,5 +402,24 @@ mod tests {
     #[test]
     fn passes_the_retention_suite() {
         crate::store::tests::retention_suite(&|p| Box::new(RedbStore::open(p).unwrap()));
+    }
+
+    #[test]
+    fn a_store_killed_while_being_created_opens_next_time() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        // What a kill during creation leaves: a half-written temporary file, no database.
+        std::fs::write(path.with_extension("redb.creating"), b"half a header").unwrap();
+        let store = RedbStore::open(&path).unwrap();
+        store.put_meta("origin", b"o").unwrap();
+        drop(store);
+        assert!(!path.with_extension("redb.creating").exists());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            RedbStore::open(&path).unwrap().meta("origin").unwrap(),
+            Some(b"o".to_vec())
+        );
     }
 }
