@@ -16,7 +16,11 @@ use crate::AppState;
 use crate::auth::Appender;
 use crate::body::{fingerprint, is_batch, parse_entries};
 use crate::error::{ApiError, Internal, InvalidEntry};
-use crate::idempotency::{Claim, Scope, validate_key};
+use crate::idempotency::{Claim, Keyed, Scope, Ticket, validate_key};
+use crate::sequencer::Committed;
+
+/// What the sequencer answers a queued request on.
+type CommitReceiver = tokio::sync::oneshot::Receiver<Result<Committed, ApiError>>;
 use crate::openapi::{AccessErrors, EntryBatch, RawEntry, WaitFor};
 use crate::publisher::wait_for;
 use crate::query::Params;
@@ -92,65 +96,21 @@ pub(crate) async fn append(
     })?;
     let batch = is_batch(&headers);
     let entries = parse_entries(&body, batch, state.config.limits.max_batch_entries)?;
-    let timeout = state.config.limits.request_timeout;
-
-    let ticket = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        None => None,
-        Some(value) => {
-            let key = validate_key(value.as_bytes())?;
-            let digest = fingerprint(&entries);
-            let scope = Scope::of_request(&headers, state.config.no_auth);
-            match state
-                .idempotency
-                .claim(&scope, key, digest, timeout)
-                .await?
-            {
-                Claim::Fresh(ticket) => Some(ticket),
-                Claim::Replay(indices) => {
-                    metrics::counter!("veritrail_append_replayed_total").increment(1);
-                    let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
-                    return respond(&state, indices, &hashes, batch, wait_published).await;
-                }
-            }
+    let ticket = match claim_key(&state, &headers, || fingerprint(&entries)).await? {
+        Keying::Replay(indices) => {
+            let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+            return respond(&state, indices, &hashes, batch, wait_published).await;
         }
+        Keying::Fresh(ticket) => ticket,
     };
-    let keyed = ticket.as_ref().map(|ticket| ticket.keyed());
     let count = entries.len();
-    let receiver = match state.sequencer.submit_keyed(entries, keyed) {
-        Ok(receiver) => receiver,
-        Err(err) => {
-            if let Some(ticket) = ticket {
-                ticket.finish(&state.idempotency, None);
-            }
-            return Err(err);
-        }
-    };
-    let committed = match ticket {
-        // Without a key nothing outlives the request: wait for the commit right here.
-        None => receiver
-            .await
-            .map_err(|_| ApiError::from(Internal::CommitterStopped))??,
-        // Record the outcome for the key in a task of its own: if this request is dropped
-        // (client gone, timeout) after its entries were queued, they may still be committed,
-        // and a retry must get those indices rather than append again.
-        Some(ticket) => {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let committed = receiver
-                    .await
-                    .map_err(|_| ApiError::from(Internal::CommitterStopped))
-                    .and_then(|r| r);
-                let indices = committed.as_ref().ok().map(|c| c.indices.clone());
-                ticket.finish(&state.idempotency, indices);
-                committed
-            })
-            .await
-            .map_err(|source| Internal::Task {
-                what: "append",
-                source,
-            })??
-        }
-    };
+    let committed = commit(
+        &state,
+        ticket,
+        |keyed| state.sequencer.submit_keyed(entries, keyed),
+        "append",
+    )
+    .await?;
     if committed.leaf_hashes.len() != count {
         return Err(Internal::EmptyResult.into());
     }
@@ -162,6 +122,89 @@ pub(crate) async fn append(
         wait_published,
     )
     .await
+}
+
+/// What the request's `Idempotency-Key` decided.
+pub(crate) enum Keying {
+    /// Append (with the key's ticket, if the request has a key).
+    Fresh(Option<Ticket>),
+    /// A retry: answer with what the first request appended at these indices.
+    Replay(std::ops::Range<u64>),
+}
+
+/// Claims the request's `Idempotency-Key`, if it has one, for the body whose fingerprint
+/// `digest` computes (only called when there is a key).
+///
+/// # Errors
+/// `invalid_parameter` for a malformed key; `idempotency_conflict`; a timeout waiting for a
+/// concurrent first request.
+pub(crate) async fn claim_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    digest: impl FnOnce() -> [u8; 32],
+) -> Result<Keying, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(Keying::Fresh(None));
+    };
+    let key = validate_key(value.as_bytes())?;
+    let scope = Scope::of_request(headers, state.config.no_auth);
+    let timeout = state.config.limits.request_timeout;
+    match state
+        .idempotency
+        .claim(&scope, key, digest(), timeout)
+        .await?
+    {
+        Claim::Fresh(ticket) => Ok(Keying::Fresh(Some(ticket))),
+        Claim::Replay(indices) => {
+            metrics::counter!("veritrail_append_replayed_total").increment(1);
+            Ok(Keying::Replay(indices))
+        }
+    }
+}
+
+/// Queues a request with `submit` and waits for its commit. With a key's `ticket`, the
+/// outcome is recorded for the key in a task of its own: if this request is dropped (client
+/// gone, timeout) after it was queued, it may still be committed, and a retry must get those
+/// indices rather than append again. A request refused at the queue frees its key.
+///
+/// # Errors
+/// The queue's refusals (`overloaded`, `shutting_down`, ...) and the commit's errors.
+pub(crate) async fn commit(
+    state: &AppState,
+    ticket: Option<Ticket>,
+    submit: impl FnOnce(Option<Keyed>) -> Result<CommitReceiver, ApiError>,
+    what: &'static str,
+) -> Result<Committed, ApiError> {
+    let receiver = match submit(ticket.as_ref().map(Ticket::keyed)) {
+        Ok(receiver) => receiver,
+        Err(err) => {
+            if let Some(ticket) = ticket {
+                ticket.finish(&state.idempotency, None);
+            }
+            return Err(err);
+        }
+    };
+    let committed = async move {
+        receiver
+            .await
+            .map_err(|_| ApiError::from(Internal::CommitterStopped))
+            .and_then(|r| r)
+    };
+    match ticket {
+        // Without a key nothing outlives the request: wait for the commit right here.
+        None => committed.await,
+        Some(ticket) => {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let committed = committed.await;
+                let indices = committed.as_ref().ok().map(|c| c.indices.clone());
+                ticket.finish(&state.idempotency, indices);
+                committed
+            })
+            .await
+            .map_err(|source| Internal::Task { what, source })?
+        }
+    }
 }
 
 /// Builds the append response for entries with leaf hashes `hashes` committed at `indices`.

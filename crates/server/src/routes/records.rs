@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
-use veritrail_api::media::IDEMPOTENCY_KEY_HEADER;
 use veritrail_api::{AppendedRecord, ErrorBody, FieldProblem, RecordWithProof, RecordsResponse};
 use veritrail_ledger::{Hash, leaf_hash};
 use veritrail_records::{
@@ -21,10 +20,9 @@ use crate::payloads::{self, Filing};
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
-use crate::idempotency::{Claim, Scope, validate_key};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError, WaitFor};
 use crate::query::{Params, parse_u64, path_text};
-use crate::routes::append::{appended, wait_published};
+use crate::routes::append::{Keying, appended, claim_key, commit, wait_published};
 use crate::routes::ledger::{b64, blocking, latest};
 
 /// `POST /v1/records[?wait=published]`
@@ -105,65 +103,25 @@ pub(crate) async fn append_records(
             ApiError::store_failure(e.is_no_space())
         })?;
     }
-    let timeout = state.config.limits.request_timeout;
-
-    let ticket = match headers.get(IDEMPOTENCY_KEY_HEADER) {
-        None => None,
-        Some(value) => {
-            let key = validate_key(value.as_bytes())?;
-            let digest: [u8; 32] = Sha256::new()
-                .chain_update(b"veritrail/records-request/v1\0")
-                .chain_update(&body)
-                .finalize()
-                .into();
-            let scope = Scope::of_request(&headers, state.config.no_auth);
-            match state
-                .idempotency
-                .claim(&scope, key, digest, timeout)
-                .await?
-            {
-                Claim::Fresh(ticket) => Some(ticket),
-                Claim::Replay(indices) => {
-                    metrics::counter!("veritrail_append_replayed_total").increment(1);
-                    return replay(&state, indices, wait).await;
-                }
-            }
-        }
+    let digest = || {
+        Sha256::new()
+            .chain_update(b"veritrail/records-request/v1\0")
+            .chain_update(&body)
+            .finalize()
+            .into()
     };
-    let keyed = ticket.as_ref().map(|ticket| ticket.keyed());
+    let ticket = match claim_key(&state, &headers, digest).await? {
+        Keying::Replay(indices) => return replay(&state, indices, wait).await,
+        Keying::Fresh(ticket) => ticket,
+    };
     let count = records.len();
-    let receiver = match state.sequencer.submit_records(records, keyed) {
-        Ok(receiver) => receiver,
-        Err(err) => {
-            if let Some(ticket) = ticket {
-                ticket.finish(&state.idempotency, None);
-            }
-            return Err(err);
-        }
-    };
-    let committed = match ticket {
-        None => receiver
-            .await
-            .map_err(|_| ApiError::from(Internal::CommitterStopped))??,
-        // As for entries: the outcome is recorded even if this request goes away.
-        Some(ticket) => {
-            let state = state.clone();
-            tokio::spawn(async move {
-                let committed = receiver
-                    .await
-                    .map_err(|_| ApiError::from(Internal::CommitterStopped))
-                    .and_then(|r| r);
-                let indices = committed.as_ref().ok().map(|c| c.indices.clone());
-                ticket.finish(&state.idempotency, indices);
-                committed
-            })
-            .await
-            .map_err(|source| Internal::Task {
-                what: "append records",
-                source,
-            })??
-        }
-    };
+    let committed = commit(
+        &state,
+        ticket,
+        |keyed| state.sequencer.submit_records(records, keyed),
+        "append records",
+    )
+    .await?;
     if committed.leaf_hashes.len() != count || committed.leaves.len() != count {
         return Err(Internal::EmptyResult.into());
     }
