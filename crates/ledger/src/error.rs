@@ -233,20 +233,14 @@ impl Error {
 
     /// Whether the error means the disk (or the user's quota) is full.
     pub fn is_no_space(&self) -> bool {
-        let no_space = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            )
-        };
         match self {
-            Error::Io { source, .. } => no_space(source),
+            Error::Io { source, .. } => is_no_space(source),
             Error::Storage { source, .. } => {
                 // Walk the chain: the backends wrap the I/O error in their own types.
                 let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&**source);
                 while let Some(err) = cause {
                     if let Some(io) = backend_io_error(err)
-                        && no_space(io)
+                        && is_no_space(io)
                     {
                         return true;
                     }
@@ -288,4 +282,12 @@ fn backend_io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'
         return Some(io);
     }
     None
+}
+
+/// Whether an I/O error means the disk (or the user's quota) is full.
+pub fn is_no_space(err: &std::io::Error) -> bool {
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }

@@ -369,18 +369,10 @@ pub enum StartError {
     Config(#[source] crate::config::ConfigError),
 }
 
-/// Whether an I/O error means the disk (or the user's quota) is full.
-pub(crate) fn is_no_space(err: &std::io::Error) -> bool {
-    matches!(
-        err.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
-}
-
 impl JournalError {
     /// Whether the journal could not be written because the disk is full.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, JournalError::Io { source, .. } if is_no_space(source))
+        matches!(self, JournalError::Io { source, .. } if veritrail_ledger::error::is_no_space(source))
     }
 }
 

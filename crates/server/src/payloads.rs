@@ -30,6 +30,7 @@ use chacha20poly1305::aead::{Aead as _, Payload as AeadPayload};
 use chacha20poly1305::{KeyInit as _, XChaCha20Poly1305};
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
+use veritrail_ledger::ascii::to_hex as hex;
 
 /// Bytes of the master key and of each data key.
 const KEY_BYTES: usize = 32;
@@ -75,7 +76,7 @@ pub enum PayloadError {
 impl PayloadError {
     /// Whether the error means the disk is full.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, PayloadError::Io { source, .. } if crate::error::is_no_space(source))
+        matches!(self, PayloadError::Io { source, .. } if veritrail_ledger::error::is_no_space(source))
     }
 }
 
@@ -152,10 +153,6 @@ fn random<const N: usize>() -> Result<[u8; N], PayloadError> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(PayloadError::Random)?;
     Ok(bytes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates `dir` owner-only if missing.
