@@ -7,11 +7,11 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use support::ChildGuard;
@@ -41,7 +41,7 @@ fn raise_files() {
 }
 
 fn start(data: &std::path::Path, extra: &[&str]) -> (ChildGuard, SocketAddr) {
-    let mut child = ChildGuard(
+    let (child, lines) = support::spawn_lines(
         Command::new(env!("CARGO_BIN_EXE_veritrail"))
             .args(["serve", "--data"])
             .arg(data)
@@ -54,27 +54,14 @@ fn start(data: &std::path::Path, extra: &[&str]) -> (ChildGuard, SocketAddr) {
                 "4s",
             ])
             .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("veritrail serve did not start");
-        if let Some(addr) = line.strip_prefix("veritrail listening on http://") {
-            return (child, addr.parse().unwrap());
-        }
-    }
+    let addr = support::line_after(
+        &lines,
+        "veritrail listening on http://",
+        Duration::from_secs(60),
+    );
+    (child, addr.parse().unwrap())
 }
 
 /// Sends `request` on a fresh connection and returns the status and the time it took.

@@ -9,10 +9,9 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use support::ChildGuard;
@@ -44,31 +43,14 @@ fn mount_small_fs(dir: &Path, size: &str) -> Result<Mount, String> {
 }
 
 fn start(data: &Path) -> (ChildGuard, String) {
-    let mut child = ChildGuard(
+    let (child, lines) = support::spawn_lines(
         Command::new(env!("CARGO_BIN_EXE_veritrail"))
             .args(["serve", "--no-auth", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("veritrail serve did not start");
-        if let Some(url) = line.strip_prefix("veritrail listening on ") {
-            return (child, url.to_owned());
-        }
-    }
+    let url = support::line_after(&lines, "veritrail listening on ", Duration::from_secs(60));
+    (child, url)
 }
 
 fn client() -> reqwest::Client {

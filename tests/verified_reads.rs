@@ -15,11 +15,9 @@ mod support;
 
 use support::ChildGuard;
 
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -53,7 +51,7 @@ impl Serve {
     /// Starts the binary on `data` and waits until it prints its address and key.
     fn start(data: &Path, log: std::path::PathBuf) -> Self {
         let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = ChildGuard(
+        let (child, lines) = support::spawn_lines(
             Command::new(env!("CARGO_BIN_EXE_veritrail"))
                 .args(["serve", "--data", data.to_str().unwrap()])
                 .args(["--listen", "127.0.0.1:0", "--no-auth"])
@@ -61,42 +59,19 @@ impl Serve {
                 .env_remove("VERITRAIL_DATA")
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(stderr)
-                .spawn()
-                .expect("spawn veritrail serve"),
+                .stderr(stderr),
         );
-        let stdout = child.0.stdout.take().unwrap();
-        let (lines_tx, lines_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines_tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + DEADLINE;
-        let (mut base, mut origin, mut verifier) = (None, None, None);
-        while base.is_none() || origin.is_none() || verifier.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines_rx.recv_timeout(left).unwrap_or_else(|e| {
-                panic!(
-                    "veritrail serve did not start ({e}); stderr:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-            if let Some(url) = line.strip_prefix("veritrail listening on ") {
-                base = Some(url.to_owned());
-            } else if let Some(name) = line.strip_prefix("origin: ") {
-                origin = Some(name.to_owned());
-            } else if let Some(key) = line.strip_prefix("verifier key: ") {
-                verifier = Some(key.parse().unwrap());
-            }
-        }
+        // The server prints its address, then its origin, then its key.
+        let base = support::line_after(&lines, "veritrail listening on ", DEADLINE);
+        let origin = support::line_after(&lines, "origin: ", DEADLINE);
+        let verifier: NoteVerifier = support::line_after(&lines, "verifier key: ", DEADLINE)
+            .parse()
+            .unwrap();
         Serve {
             child,
-            base: base.unwrap(),
-            origin: origin.unwrap(),
-            verifier: verifier.unwrap(),
+            base,
+            origin,
+            verifier,
             log,
         }
     }
