@@ -69,12 +69,12 @@ pub fn commitment(opening_key: &[u8; OPENING_KEY_BYTES], payload: &[u8]) -> [u8;
 
 /// Whether `payload` with `opening_key` opens `commitment` (compared in constant time).
 pub fn opens(commitment: &[u8], opening_key: &[u8], payload: &[u8]) -> bool {
-    let Ok(mut mac) = <Hmac<Sha256>>::new_from_slice(opening_key) else {
-        return false;
-    };
     if opening_key.len() != OPENING_KEY_BYTES {
         return false;
     }
+    let Ok(mut mac) = <Hmac<Sha256>>::new_from_slice(opening_key) else {
+        return false;
+    };
     mac.update(DOMAIN);
     mac.update(payload);
     mac.verify_slice(commitment).is_ok()

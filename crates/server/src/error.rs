@@ -340,6 +340,12 @@ pub enum Internal {
     /// The published checkpoint does not parse as a note (a bug or a corrupted store).
     #[error("published checkpoint does not parse: {0}")]
     PublishedCheckpoint(#[source] veritrail_ledger::note::NoteError),
+    /// The payload store failed (a damaged or undecryptable file, an I/O error).
+    #[error("payload store: {0}")]
+    Payload(#[source] crate::payloads::PayloadError),
+    /// A record the server builds itself (an erasure record) could not be encoded.
+    #[error("server record: {0}")]
+    Record(String),
     /// The system's random number generator failed.
     #[error("the system's random number generator failed: {0}")]
     Random(getrandom::Error),

@@ -89,7 +89,11 @@ pub(crate) async fn append_records(
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     if !filings.is_empty() {
         // Durable before the records that commit to them are acknowledged (or even queued).
-        let store = state.payloads.clone().ok_or(Internal::EmptyResult)?;
+        // `prepare` refuses payloads when the server keeps no store.
+        let store = state
+            .payloads
+            .clone()
+            .ok_or_else(|| Internal::Record("payloads without a payload store".into()))?;
         tokio::task::spawn_blocking(move || {
             filings.iter().try_for_each(|filing| store.store(filing))
         })
@@ -199,10 +203,7 @@ fn prepare(
                 }
                 let mut nonce = [0u8; NONCE_BYTES];
                 getrandom::fill(&mut nonce).map_err(Internal::Random)?;
-                let (refs, keyed) = payloads::commit(payloads).map_err(|e| match e {
-                    payloads::PayloadError::Random(e) => Internal::Random(e),
-                    _ => Internal::EmptyResult,
-                })?;
+                let (refs, keyed) = payloads::commit(payloads).map_err(Internal::Payload)?;
                 let subject = event.subject.clone();
                 let conversation_id = event.conversation_id.clone();
                 match Unchained::with(event, submitted_by, received_at, nonce, &scrubbed, &refs) {
@@ -255,7 +256,11 @@ async fn replay(
             parse_leaf(leaf)
                 .ok()
                 .and_then(|r| r.get("id").and_then(|id| id.as_str()).map(str::to_owned))
-                .ok_or(ApiError::Internal(Internal::EmptyResult))
+                .ok_or_else(|| {
+                    ApiError::Internal(Internal::Record(
+                        "an entry remembered for an idempotency key is not a record".into(),
+                    ))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let leaves: Vec<Bytes> = leaves.into_iter().map(Bytes::from).collect();
@@ -452,10 +457,7 @@ pub(crate) async fn payload(
             what: "payload",
             source,
         })?
-        .map_err(|e| {
-            tracing::error!(error = %e, index, "a payload cannot be read");
-            ApiError::Internal(Internal::EmptyResult)
-        })?;
+        .map_err(Internal::Payload)?;
     match found {
         payloads::Lookup::Found(opened) => {
             let b64 =
@@ -662,7 +664,7 @@ pub(crate) async fn erase(
     let mut event = veritrail_records::AuditEvent::new(
         time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|_| Internal::EmptyResult)?,
+            .map_err(|e| Internal::Record(e.to_string()))?,
         veritrail_records::Action::Custom("x-veritrail.erasure".into()),
         veritrail_records::Actor {
             id: caller.clone().unwrap_or_else(|| "anonymous".into()),
@@ -695,7 +697,7 @@ pub(crate) async fn erase(
         &scrubbed,
         &std::collections::BTreeMap::new(),
     )
-    .map_err(|_| Internal::EmptyResult)?;
+    .map_err(|e| Internal::Record(e.to_string()))?;
     let committed = state
         .sequencer
         .submit_records(vec![record], None)?
