@@ -132,6 +132,7 @@ async fn a_retry_after_sigkill_and_restart_gets_the_first_outcome() {
             token_entry("agent-a", TOKEN_A, vec![Role::Append]),
             token_entry("agent-b", TOKEN_B, vec![Role::Append]),
         ],
+        oidc: None,
     };
     std::fs::write(&auth, toml::to_string(&file).unwrap()).unwrap();
     let log = dir.path().join("serve.log");

@@ -100,6 +100,11 @@ pub(crate) struct ServeArgs {
     /// The medical-record-number pattern of the scrubber (a regex).
     #[arg(long, default_value = veritrail_server::DEFAULT_MRN_PATTERN)]
     mrn_pattern: String,
+    /// Classification registry (TOML): the classification and compliance domains of tools,
+    /// resource types and data sources, merged into every record. Reloaded on SIGHUP, with
+    /// the token file.
+    #[arg(long)]
+    classification: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -171,17 +176,22 @@ fn init_logging(format: &str) -> Result<(), CliError> {
     .map_err(|source| CliError::Logging { source })
 }
 
+/// The token file `serve` reads (none with `--no-auth`).
+fn auth_path(args: &ServeArgs) -> Option<PathBuf> {
+    (!args.no_auth).then(|| {
+        args.auth
+            .clone()
+            .unwrap_or_else(|| args.data.data.join(AUTH_FILE))
+    })
+}
+
 /// Loads the token policy, creating `<data>/auth.toml` and an admin token on first start.
 fn load_auth(args: &ServeArgs) -> Result<Auth, CliError> {
-    if args.no_auth {
+    let Some(path) = auth_path(args) else {
         // serve() refused --no-auth off loopback before anything was created.
         eprintln!("warning: --no-auth: every request is accepted without a token");
         return Ok(Auth::disabled());
-    }
-    let path = args
-        .auth
-        .clone()
-        .unwrap_or_else(|| args.data.data.join(AUTH_FILE));
+    };
     if args.auth.is_none() && !path.exists() {
         create_admin_token(&args.data.data, &path)?;
     }
@@ -200,6 +210,7 @@ fn create_admin_token(data: &Path, auth_path: &Path) -> Result<(), CliError> {
     })?;
     let file = TokenFile {
         token: vec![token_entry("admin", &token, vec![Role::Admin])],
+        oidc: None,
     };
     let text = format!(
         "# Veritrail API tokens: only SHA-256 hashes of the tokens are stored here.\n{}",
@@ -262,6 +273,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             scrub: args.scrub,
             payload_dir: Some(args.data.data.clone()),
             mrn_pattern: args.mrn_pattern.clone(),
+            classification: args.classification.clone(),
         },
         public_read: args.public_read,
         no_auth: args.no_auth,
@@ -310,6 +322,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         let tree = ledger.tree_head();
         let server =
             Server::start(ledger, config, auth).map_err(|source| CliError::ServerStart { source })?;
+        tokio::spawn(reload_on_hangup(
+            server.state().clone(),
+            auth_path(&args),
+            args.public_read,
+        ));
         println!("veritrail listening on http://{local}");
         println!("origin: {origin}");
         println!("verifier key: {verifier}");
@@ -322,6 +339,44 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// On every `SIGHUP`, reads the token file (tokens and the OIDC issuer's keys) and the
+/// classification registry again. A file that does not load is logged and the running server
+/// keeps what it had: a typo never locks every client out.
+async fn reload_on_hangup(
+    state: veritrail_server::AppState,
+    auth: Option<PathBuf>,
+    public_read: bool,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: reloads need a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        if let Some(path) = &auth {
+            match Auth::load(path, public_read) {
+                Ok(fresh) => {
+                    state.auth.reload(&fresh);
+                    tracing::info!(path = %path.display(), "token file reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "token file not reloaded; the previous tokens stay in force");
+                }
+            }
+        }
+        match state.classifier.reload() {
+            Ok(rules) => tracing::info!(rules, "classification registry reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "classification registry not reloaded; the previous one stays in force"
+            ),
+        }
+    }
 }
 
 /// File name of the public verifier key written into the data directory at start.

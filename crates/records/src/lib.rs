@@ -14,6 +14,8 @@
 //!   was received, 128 bits of server randomness, and the link to the previous record of the
 //!   same conversation.
 //!
+//! - [`Registry`] ([`classify`]): the operator's classification of tools, resource types and
+//!   data sources, merged into each record (highest classification, union of domains);
 //! - [`verify_chain`] ([`chain`]): the records presented as one conversation link into one
 //!   chain from its first record, so that none was withheld, inserted or reordered.
 //!
@@ -48,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod classify;
 pub mod event;
 pub mod payload;
 pub mod record;
@@ -55,6 +58,7 @@ pub mod scrub;
 pub mod validate;
 
 pub use chain::{Chain, ChainError, verify_chain};
+pub use classify::{Registry, RegistryError};
 pub use event::{
     Action, Actor, ActorType, Agent, AuditEvent, Classification, Domain, GenAi, Resource, Trace,
 };

@@ -35,6 +35,13 @@ pub enum SubmittedBy {
         /// The token's name.
         name: String,
     },
+    /// A JWT of the OpenID Connect issuer the server trusts.
+    Oidc {
+        /// The token's `iss`.
+        issuer: String,
+        /// The token's `sub`.
+        subject: String,
+    },
     /// The server runs without authentication (`--no-auth`, local use only).
     Anonymous,
 }

@@ -22,9 +22,15 @@
 //! entry with little entropy (`docs/threat-model.md`). Entries, bundles and the lookup by leaf
 //! hash (which answers whether an entry is in the log, an oracle for such guesses) need `read`
 //! unless the server runs with `--public-read`.
+//!
+//! The file may also trust an OpenID Connect issuer (an `[oidc]` section, see [`crate::oidc`]):
+//! a bearer JWT it signed then holds the roles that section names. [`Auth::reload`] replaces
+//! the tokens and the issuer's keys of a running server (`SIGHUP`), so a token can be added
+//! or revoked and a key rotated without a restart.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -34,7 +40,8 @@ use sha2::{Digest, Sha256};
 use veritrail_ledger::ascii::{parse_hex, to_hex};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Unauthenticated};
+use crate::oidc::{Oidc, OidcConfig, OidcError, looks_like_jwt};
 
 /// Largest token file accepted, in bytes: far above any real list of tokens.
 const MAX_TOKEN_FILE: u64 = 4 << 20;
@@ -89,13 +96,42 @@ pub struct TokenFile {
     /// The tokens.
     #[serde(default)]
     pub token: Vec<TokenEntry>,
+    /// An OpenID Connect issuer whose JWTs are accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcConfig>,
 }
 
-/// A caller that presented a known token.
+/// Who presented a valid credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// A token of the token file, by its name.
+    Token {
+        /// The token's name.
+        name: String,
+    },
+    /// A JWT of the configured OpenID Connect issuer.
+    Oidc {
+        /// Its `iss`.
+        issuer: String,
+        /// Its `sub`.
+        subject: String,
+    },
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Token { name } => f.write_str(name),
+            Principal::Oidc { issuer, subject } => write!(f, "{subject} ({issuer})"),
+        }
+    }
+}
+
+/// A caller that presented a valid credential.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    /// The token's name.
-    pub name: String,
+    /// Who it is.
+    pub principal: Principal,
     /// Its roles.
     pub roles: Vec<Role>,
 }
@@ -139,7 +175,7 @@ pub enum AuthFileError {
 }
 
 /// Why parsed token entries do not make a policy ([`Auth::from_file`]).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenFileError {
     /// An entry's `sha256` is not 64 hex digits.
@@ -154,12 +190,22 @@ pub enum TokenFileError {
         /// The name of the second entry.
         name: String,
     },
+    /// The `[oidc]` section cannot be used.
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
 }
 
-/// The server's access policy.
+/// What the token file grants: the part [`Auth::reload`] replaces.
+#[derive(Debug, Default)]
+struct Policy {
+    tokens: HashMap<[u8; 32], Caller>,
+    oidc: Option<Oidc>,
+}
+
+/// The server's access policy. Clones share it, so a reload reaches every clone.
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
-    tokens: HashMap<[u8; 32], Caller>,
+    policy: Arc<RwLock<Arc<Policy>>>,
     no_auth: bool,
     public_read: bool,
 }
@@ -178,12 +224,18 @@ impl Auth {
         }
     }
 
-    /// A policy from a parsed token file.
+    /// A policy from a parsed token file whose relative paths (the OIDC key set) are
+    /// relative to `base`.
     ///
     /// # Errors
     /// [`TokenFileError::MalformedHash`] for an entry whose hash is not 64 hex digits (either
-    /// case), [`TokenFileError::DuplicateHash`] for a hash given twice.
-    pub fn from_file(file: &TokenFile, public_read: bool) -> Result<Self, TokenFileError> {
+    /// case), [`TokenFileError::DuplicateHash`] for a hash given twice,
+    /// [`TokenFileError::Oidc`] for an `[oidc]` section that cannot be used.
+    pub fn from_file(
+        file: &TokenFile,
+        base: &Path,
+        public_read: bool,
+    ) -> Result<Self, TokenFileError> {
         let mut tokens = HashMap::new();
         for entry in &file.token {
             let hash = parse_hex::<32>(&entry.sha256.to_ascii_lowercase()).ok_or_else(|| {
@@ -192,7 +244,9 @@ impl Auth {
                 }
             })?;
             let caller = Caller {
-                name: entry.name.clone(),
+                principal: Principal::Token {
+                    name: entry.name.clone(),
+                },
                 roles: entry.roles.clone(),
             };
             if tokens.insert(hash, caller).is_some() {
@@ -201,11 +255,33 @@ impl Auth {
                 });
             }
         }
+        let oidc = file
+            .oidc
+            .as_ref()
+            .map(|config| Oidc::load(config, base))
+            .transpose()?;
         Ok(Auth {
-            tokens,
+            policy: Arc::new(RwLock::new(Arc::new(Policy { tokens, oidc }))),
             no_auth: false,
             public_read,
         })
+    }
+
+    /// Replaces the tokens and the OIDC issuer with those of `fresh` (a newly loaded token
+    /// file); in-flight requests finish under the policy they started with.
+    pub fn reload(&self, fresh: &Auth) {
+        let policy = fresh.current();
+        match self.policy.write() {
+            Ok(mut slot) => *slot = policy,
+            Err(poisoned) => *poisoned.into_inner() = policy,
+        }
+    }
+
+    fn current(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Loads a token file.
@@ -231,7 +307,8 @@ impl Auth {
             path: shown.clone(),
             source,
         })?;
-        Auth::from_file(&file, public_read).map_err(|source| AuthFileError::Tokens {
+        let base = path.parent().unwrap_or(Path::new("."));
+        Auth::from_file(&file, base, public_read).map_err(|source| AuthFileError::Tokens {
             path: shown,
             source,
         })
@@ -247,10 +324,12 @@ impl Auth {
         self.public_read || self.no_auth
     }
 
-    /// The caller behind the request's bearer token, if a known token was presented.
+    /// The caller behind the request's bearer token, if a known token or a JWT of the
+    /// configured issuer was presented.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized`] for a malformed header or an unknown token.
+    /// [`ApiError::Unauthorized(Unauthenticated::NoValidToken)`] for a malformed header or an unknown token,
+    /// [`ApiError::InvalidJwt`] for a JWT that does not verify.
     pub fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {
             return Ok(None);
@@ -261,30 +340,58 @@ impl Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| deny("malformed_header", ApiError::Unauthorized))?;
-        match self.tokens.get(&token_hash(token)) {
-            Some(caller) => Ok(Some(caller.clone())),
-            None if self.no_auth => Ok(None),
-            None => Err(deny("unknown_token", ApiError::Unauthorized)),
+            .ok_or_else(|| {
+                deny(
+                    "malformed_header",
+                    ApiError::Unauthorized(Unauthenticated::NoValidToken),
+                )
+            })?;
+        let policy = self.current();
+        if let Some(caller) = policy.tokens.get(&token_hash(token)) {
+            return Ok(Some(caller.clone()));
+        }
+        match &policy.oidc {
+            Some(oidc) if looks_like_jwt(token) => match oidc.verify(token) {
+                Ok(who) => Ok(Some(Caller {
+                    principal: Principal::Oidc {
+                        issuer: who.issuer,
+                        subject: who.subject,
+                    },
+                    roles: oidc.roles().to_vec(),
+                })),
+                Err(_) if self.no_auth => Ok(None),
+                Err(why) => Err(deny(
+                    why.reason(),
+                    ApiError::Unauthorized(Unauthenticated::Jwt(why)),
+                )),
+            },
+            _ if self.no_auth => Ok(None),
+            _ => Err(deny(
+                "unknown_token",
+                ApiError::Unauthorized(Unauthenticated::NoValidToken),
+            )),
         }
     }
 
     /// Checks that the request may use a route that needs `needed`.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized`] without a valid token, [`ApiError::Forbidden`] when the
+    /// [`ApiError::Unauthorized(Unauthenticated::NoValidToken)`] without a valid token, [`ApiError::Forbidden`] when the
     /// token lacks the role. Every denial is counted in `veritrail_auth_denied_total`.
     pub fn require(&self, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
         if self.no_auth {
             return Ok(());
         }
         match self.caller(headers)? {
-            None => Err(deny("missing_token", ApiError::Unauthorized)),
+            None => Err(deny(
+                "missing_token",
+                ApiError::Unauthorized(Unauthenticated::NoValidToken),
+            )),
             Some(caller) if caller.roles.iter().any(|r| r.grants(needed)) => Ok(()),
             Some(caller) => Err(deny(
                 "missing_role",
                 ApiError::Forbidden {
-                    token: caller.name,
+                    token: caller.principal.to_string(),
                     needed: needed.as_str(),
                 },
             )),
@@ -377,8 +484,9 @@ mod tests {
                 token_entry("auditor", "a", vec![Role::Audit]),
                 token_entry("root", "x", vec![Role::Admin]),
             ],
+            oidc: None,
         };
-        Auth::from_file(&file, public_read).unwrap()
+        Auth::from_file(&file, Path::new("."), public_read).unwrap()
     }
 
     #[test]
@@ -414,17 +522,17 @@ mod tests {
         let auth = policy(false);
         assert!(matches!(
             auth.require(&headers(None), Role::Read),
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized(Unauthenticated::NoValidToken))
         ));
         assert!(matches!(
             auth.require(&headers(Some("nope")), Role::Read),
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized(Unauthenticated::NoValidToken))
         ));
         let mut basic = HeaderMap::new();
         basic.insert(AUTHORIZATION, HeaderValue::from_static("Basic dTpw"));
         assert!(matches!(
             auth.require(&basic, Role::Read),
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized(Unauthenticated::NoValidToken))
         ));
     }
 
@@ -435,11 +543,11 @@ mod tests {
         assert!(auth.require_read(&headers(Some("w"))).is_ok());
         assert!(matches!(
             auth.require_read(&headers(Some("nope"))),
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized(Unauthenticated::NoValidToken))
         ));
         assert!(matches!(
             auth.require(&headers(None), Role::Append),
-            Err(ApiError::Unauthorized)
+            Err(ApiError::Unauthorized(Unauthenticated::NoValidToken))
         ));
     }
 
@@ -449,10 +557,11 @@ mod tests {
         assert!(token.starts_with("vt_") && token.len() == 67);
         let file = TokenFile {
             token: vec![token_entry("t", &token, vec![Role::Admin])],
+            oidc: None,
         };
         let text = toml::to_string(&file).unwrap();
         let parsed: TokenFile = toml::from_str(&text).unwrap();
-        let auth = Auth::from_file(&parsed, false).unwrap();
+        let auth = Auth::from_file(&parsed, Path::new("."), false).unwrap();
         assert!(auth.require(&headers(Some(&token)), Role::Admin).is_ok());
         let bad = TokenFile {
             token: vec![TokenEntry {
@@ -460,21 +569,23 @@ mod tests {
                 sha256: "xyz".into(),
                 roles: vec![],
             }],
+            oidc: None,
         };
-        assert_eq!(
-            Auth::from_file(&bad, false).unwrap_err(),
-            TokenFileError::MalformedHash { name: "b".into() }
-        );
+        assert!(matches!(
+            Auth::from_file(&bad, Path::new("."), false).unwrap_err(),
+            TokenFileError::MalformedHash { name } if name == "b"
+        ));
         let twice = TokenFile {
             token: vec![
                 token_entry("a", "t", vec![Role::Read]),
                 token_entry("b", "t", vec![Role::Read]),
             ],
+            oidc: None,
         };
-        assert_eq!(
-            Auth::from_file(&twice, false).unwrap_err(),
-            TokenFileError::DuplicateHash { name: "b".into() }
-        );
+        assert!(matches!(
+            Auth::from_file(&twice, Path::new("."), false).unwrap_err(),
+            TokenFileError::DuplicateHash { name } if name == "b"
+        ));
         assert!(
             toml::from_str::<TokenFile>("[[token]]\nname='a'\nsha256='00'\nroles=['root']")
                 .is_err()

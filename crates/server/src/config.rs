@@ -255,6 +255,9 @@ pub struct RecordsConfig {
     pub payload_dir: Option<PathBuf>,
     /// The medical-record-number pattern (a regex) of the scrubber.
     pub mrn_pattern: String,
+    /// The classification registry file (TOML, [`veritrail_records::classify`]), reloaded on
+    /// `SIGHUP`; `None`: records keep the classification their agents gave.
+    pub classification: Option<PathBuf>,
 }
 
 impl Default for RecordsConfig {
@@ -263,6 +266,7 @@ impl Default for RecordsConfig {
             scrub: veritrail_records::ScrubMode::Redact,
             payload_dir: None,
             mrn_pattern: veritrail_records::scrub::DEFAULT_MRN_PATTERN.to_owned(),
+            classification: None,
         }
     }
 }

@@ -32,9 +32,9 @@ pub enum ApiError {
         "unsupported content type {0:?}; use application/octet-stream or application/x-veritrail-entries"
     )]
     UnsupportedMediaType(String),
-    /// No valid bearer token was presented.
-    #[error("missing or unknown bearer token")]
-    Unauthorized,
+    /// No valid credential was presented.
+    #[error("{0}")]
+    Unauthorized(Unauthenticated),
     /// The token is valid but lacks the role the route needs.
     #[error("token {token:?} lacks the {needed} role")]
     Forbidden {
@@ -150,6 +150,18 @@ pub enum ApiError {
     /// An internal fault; the detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(#[from] Internal),
+}
+
+/// Why a request is not authenticated (`unauthorized`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unauthenticated {
+    /// No bearer token, a malformed header, or a token the server does not know.
+    #[error("missing or unknown bearer token")]
+    NoValidToken,
+    /// A JWT that does not verify against the configured OIDC issuer.
+    #[error("{0}")]
+    Jwt(crate::oidc::JwtRejection),
 }
 
 /// What the requested size of an [`ApiError::SizeOutOfRange`] was compared with.
@@ -367,6 +379,9 @@ pub enum StartError {
     /// The payload store could not be opened (or its master key read).
     #[error("cannot open the payload store: {0}")]
     Payloads(#[source] crate::payloads::PayloadError),
+    /// The classification registry could not be loaded.
+    #[error("{0}")]
+    Classification(#[source] crate::classification::RegistryFileError),
     /// The conversation chains could not be read from the log.
     #[error("cannot read the conversation chains from the log: {0}")]
     Chains(#[source] veritrail_ledger::Error),
@@ -399,7 +414,7 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => ErrorCode::InvalidParameter,
             ApiError::InvalidEntry(_) => ErrorCode::InvalidEntry,
             ApiError::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
-            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::MethodNotAllowed => ErrorCode::MethodNotAllowed,
@@ -516,11 +531,21 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        if matches!(self, ApiError::Unauthorized) {
+        match self {
             // RFC 9110 section 15.5.2: a 401 names the scheme to authenticate with.
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            ApiError::Unauthorized(Unauthenticated::NoValidToken) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // RFC 6750 section 3.1: a token that was presented and refused.
+            ApiError::Unauthorized(Unauthenticated::Jwt(_)) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            _ => {}
         }
         if matches!(self, ApiError::ShuttingDown) {
             response

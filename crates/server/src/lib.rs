@@ -41,12 +41,14 @@
 pub mod auth;
 mod body;
 mod chains;
+pub mod classification;
 pub mod config;
 pub mod conn;
 pub mod error;
 pub mod idempotency;
 pub mod integrity;
 mod middleware;
+pub mod oidc;
 pub mod openapi;
 pub mod payloads;
 pub mod publisher;
@@ -102,6 +104,8 @@ pub struct Inner {
     pub integrity: Integrity,
     /// The encrypted payload store, if the server keeps one.
     pub payloads: Option<Arc<payloads::PayloadStore>>,
+    /// The classification registry merged into records.
+    pub classifier: classification::Classifier,
 }
 
 impl std::ops::Deref for AppState {
@@ -204,6 +208,8 @@ impl Server {
         config.validate().map_err(StartError::Config)?;
         let scrubber = veritrail_records::Scrubber::new(&config.records.mrn_pattern)
             .map_err(|e| StartError::Config(config::ConfigError::MrnPattern(e.to_string())))?;
+        let classifier = classification::Classifier::open(config.records.classification.as_deref())
+            .map_err(StartError::Classification)?;
         let payloads = match &config.records.payload_dir {
             None => None,
             Some(dir) => Some(Arc::new(
@@ -262,6 +268,7 @@ impl Server {
             scrubber: Arc::new(scrubber),
             integrity: Integrity::default(),
             payloads,
+            classifier,
         }));
         Ok(Server {
             state,

@@ -387,7 +387,7 @@ mod tests {
 
     use super::*;
     use crate::auth::Auth;
-    use crate::error::{Internal, InvalidEntry, NotFound};
+    use crate::error::{Internal, InvalidEntry, NotFound, Unauthenticated};
     use crate::{ApiError, Server, ServerConfig};
 
     /// The `(method, path)` of every row of the endpoint table in `docs/api.md`: the router,
@@ -487,7 +487,7 @@ mod tests {
             ApiError::param("index", "bad"),
             ApiError::InvalidEntry(InvalidEntry::Empty),
             ApiError::UnsupportedMediaType("text/plain".into()),
-            ApiError::Unauthorized,
+            ApiError::Unauthorized(Unauthenticated::NoValidToken),
             ApiError::Forbidden {
                 token: "t".into(),
                 needed: "admin",
@@ -528,7 +528,7 @@ mod tests {
                 ApiError::InvalidParameter { .. }
                 | ApiError::InvalidEntry(_)
                 | ApiError::UnsupportedMediaType(_)
-                | ApiError::Unauthorized
+                | ApiError::Unauthorized(_)
                 | ApiError::Forbidden { .. }
                 | ApiError::NotFound(_)
                 | ApiError::MethodNotAllowed

@@ -182,8 +182,9 @@ fn needed_role(method: &str, path: &str) -> Option<Role> {
 
 #[test]
 fn security_names_the_role_and_follows_the_access_policy() {
-    let tokens = Auth::from_file(&TokenFile::default(), false).unwrap();
-    let public_read = Auth::from_file(&TokenFile::default(), true).unwrap();
+    let tokens = Auth::from_file(&TokenFile::default(), std::path::Path::new("."), false).unwrap();
+    let public_read =
+        Auth::from_file(&TokenFile::default(), std::path::Path::new("."), true).unwrap();
     let limits = LimitsConfig::default();
     for (auth, mode) in [
         (&tokens, "tokens"),

@@ -18,7 +18,7 @@ use veritrail_records::{
 use crate::payloads::{self, Filing};
 
 use crate::AppState;
-use crate::auth::Role;
+use crate::auth::{Caller, Principal, Role};
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError, WaitFor};
 use crate::query::{Params, parse_u64, path_text};
@@ -73,10 +73,7 @@ pub(crate) async fn append_records(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     state.auth.require(&headers, Role::Append)?;
-    let submitted_by = match state.auth.caller(&headers)? {
-        Some(caller) => SubmittedBy::Token { name: caller.name },
-        None => SubmittedBy::Anonymous,
-    };
+    let submitted_by = submitter(state.auth.caller(&headers)?);
     let params = Params::parse(query.as_deref(), &["wait"])?;
     let wait = wait_published(&params)?;
     let body = body.map_err(|e| match e.status() {
@@ -165,6 +162,7 @@ fn prepare(
         .into());
     }
     let received_at = time::OffsetDateTime::now_utc();
+    let registry = state.classifier.current();
     let mut problems = Vec::new();
     let mut records = Vec::with_capacity(events.len());
     let mut filings = Vec::new();
@@ -187,6 +185,9 @@ fn prepare(
                 });
             }
             Ok((mut event, payloads)) => {
+                if registry.apply(&mut event) {
+                    metrics::counter!("veritrail_records_classified_total").increment(1);
+                }
                 let scrubbed =
                     match scrub_event(&state.scrubber, &mut event, state.config.records.scrub) {
                         Ok(kinds) => kinds,
@@ -555,7 +556,7 @@ pub(crate) async fn erase(
 ) -> Result<Response, ApiError> {
     state.auth.require(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
-    let caller = state.auth.caller(&headers)?.map(|c| c.name);
+    let caller = state.auth.caller(&headers)?;
     let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
     // Exactly one target: an object with more keys than one target and `reason` is refused.
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
@@ -667,7 +668,9 @@ pub(crate) async fn erase(
             .map_err(|e| Internal::Record(e.to_string()))?,
         veritrail_records::Action::Custom("x-veritrail.erasure".into()),
         veritrail_records::Actor {
-            id: caller.clone().unwrap_or_else(|| "anonymous".into()),
+            id: caller
+                .as_ref()
+                .map_or_else(|| "anonymous".into(), |c| c.principal.to_string()),
             kind: veritrail_records::ActorType::Admin,
         },
     );
@@ -683,10 +686,7 @@ pub(crate) async fn erase(
         veritrail_records::ScrubMode::Redact,
     )
     .unwrap_or_default();
-    let submitted_by = match caller {
-        Some(name) => SubmittedBy::Token { name },
-        None => SubmittedBy::Anonymous,
-    };
+    let submitted_by = submitter(caller);
     let mut nonce = [0u8; NONCE_BYTES];
     getrandom::fill(&mut nonce).map_err(Internal::Random)?;
     let record = Unchained::with(
@@ -727,4 +727,14 @@ pub(crate) async fn erase(
         keys_destroyed: affected.keys.len(),
     })
     .into_response())
+}
+
+/// The `submitted_by` of a record posted by `caller`: the authenticated principal, never the
+/// client's own claim.
+fn submitter(caller: Option<Caller>) -> SubmittedBy {
+    match caller.map(|c| c.principal) {
+        Some(Principal::Token { name }) => SubmittedBy::Token { name },
+        Some(Principal::Oidc { issuer, subject }) => SubmittedBy::Oidc { issuer, subject },
+        None => SubmittedBy::Anonymous,
+    }
 }

@@ -227,9 +227,10 @@ async fn two_tokens_with_the_same_key_each_get_their_own_outcome() {
             token_entry("agent-a", a, vec![Role::Append]),
             token_entry("agent-b", b, vec![Role::Append]),
         ],
+        oidc: None,
     };
     let server = TestServer::start(
-        Auth::from_file(&file, false).unwrap(),
+        Auth::from_file(&file, std::path::Path::new("."), false).unwrap(),
         crate::fast_config(),
         1,
     )

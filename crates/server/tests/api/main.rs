@@ -8,6 +8,7 @@
 //! - [`dictionary`]: a dictionary attack on a low-entropy entry without a token finds no
 //!   oracle; what public hash tiles still reveal about raw entries;
 //! - [`idempotency`]: `Idempotency-Key` retries, conflicts and malformed keys;
+//! - [`oidc`]: JWT submitters of a configured issuer, the refused ones, key rotation;
 //! - [`records`]: agent records: validation, attestation, canonical leaves and proofs,
 //!   conversation chains;
 //! - [`regressions`]: server bugs found while writing these tests.
@@ -17,6 +18,7 @@ mod auth;
 mod bad_input;
 mod dictionary;
 mod idempotency;
+mod oidc;
 mod records;
 mod regressions;
 
@@ -60,8 +62,9 @@ pub(crate) fn token_policy(public_read: bool) -> Auth {
             token_entry("auditor", AUDIT_TOKEN, vec![Role::Audit]),
             token_entry("operator", ADMIN_TOKEN, vec![Role::Admin]),
         ],
+        oidc: None,
     };
-    Auth::from_file(&file, public_read).unwrap()
+    Auth::from_file(&file, std::path::Path::new("."), public_read).unwrap()
 }
 
 /// A configuration that publishes quickly, so `wait=published` and polling stay fast.
