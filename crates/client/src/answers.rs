@@ -161,7 +161,10 @@ pub(crate) fn appended(
 }
 
 /// Checks one record answer against the event sent: the leaf hashes to `leaf_hash`, is a
-/// canonical record, and holds every field of `event` unchanged (and its `id`, if it had one).
+/// canonical record, and holds every field of `event` (and its `id`, if it had one) — unchanged,
+/// except what the server may do to it: text in `details` and `resource.uri` replaced by
+/// `[REDACTED:<kind>]` for a kind the record lists in `scrubbed`, and a classification raised
+/// and compliance domains added by its registry.
 pub(crate) fn recorded(
     url: &str,
     json: veritrail_api::AppendedRecord,
@@ -188,17 +191,38 @@ pub(crate) fn recorded(
     let (Some(sent), Some(stored)) = (event.as_object(), record.as_object()) else {
         return Err(mismatch("not a JSON object".into()));
     };
+    let scrubbed: std::collections::BTreeSet<String> = stored
+        .get("scrubbed")
+        .and_then(|s| s.as_array())
+        .map(|kinds| {
+            kinds
+                .iter()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     // The canonical form of each sent field is what the record must hold.
     for (field, value) in sent {
         let got = stored.get(field);
         let same = match field.as_str() {
+            // Scrubbed: the same shape, with redaction markers in the text.
+            "details" | "resource" => got.is_some_and(|got| redacted(value, got, &scrubbed)),
+            // The registry may raise it, never lower it.
+            "classification" => {
+                let level = |v: &serde_json::Value| {
+                    serde_json::from_value::<veritrail_records::Classification>(v.clone()).ok()
+                };
+                got.and_then(level)
+                    .zip(level(value))
+                    .is_some_and(|(got, sent)| got >= sent)
+            }
+            // A set: stored sorted, without duplicates; the registry may add domains.
+            "compliance" => got.is_some_and(|got| as_set(got).is_superset(&as_set(value))),
             // Stored lower-cased.
             "id" => {
                 got.and_then(|g| g.as_str()).map(str::to_lowercase)
                     == value.as_str().map(str::to_lowercase)
             }
-            // A set: stored sorted, without duplicates.
-            "compliance" => got.map(as_set) == Some(as_set(value)),
             // Stored as commitments: the same names, media types and sizes.
             "payloads" => got.is_some_and(|stored| same_payloads(value, stored)),
             _ => got.map(canonical) == Some(canonical(value)),
@@ -247,6 +271,88 @@ fn same_payloads(sent: &serde_json::Value, stored: &serde_json::Value) -> bool {
 }
 
 /// RFC 8785 text of a JSON value.
+/// Whether `stored` is `sent`, but for text (strings and object keys) in which the server's
+/// scrubber replaced parts by `[REDACTED:<kind>]` for kinds in `kinds`.
+fn redacted(
+    sent: &serde_json::Value,
+    stored: &serde_json::Value,
+    kinds: &std::collections::BTreeSet<String>,
+) -> bool {
+    use serde_json::Value;
+    match (sent, stored) {
+        (Value::String(sent), Value::String(stored)) => redacted_text(sent, stored, kinds),
+        (Value::Array(sent), Value::Array(stored)) => {
+            sent.len() == stored.len()
+                && sent.iter().zip(stored).all(|(a, b)| redacted(a, b, kinds))
+        }
+        (Value::Object(sent), Value::Object(stored)) => {
+            sent.len() == stored.len()
+                && sent.iter().all(|(key, value)| match stored.get(key) {
+                    Some(got) => redacted(value, got, kinds),
+                    // A key that was itself scrubbed.
+                    None => stored.iter().any(|(k, got)| {
+                        !sent.contains_key(k)
+                            && redacted_text(key, k, kinds)
+                            && redacted(value, got, kinds)
+                    }),
+                })
+        }
+        (sent, stored) => canonical(sent) == canonical(stored),
+    }
+}
+
+/// Whether `stored` is `sent` with zero or more non-empty parts replaced by
+/// `[REDACTED:<kind>]` markers of kinds in `kinds`.
+fn redacted_text(sent: &str, stored: &str, kinds: &std::collections::BTreeSet<String>) -> bool {
+    if sent == stored {
+        return true;
+    }
+    // The kept fragments between the markers.
+    let mut fragments = Vec::new();
+    let mut rest = stored;
+    while let Some(start) = rest.find("[REDACTED:") {
+        let (kept, marker) = rest.split_at(start);
+        let Some(end) = marker.find(']') else {
+            break;
+        };
+        let kind = marker.get("[REDACTED:".len()..end).unwrap_or_default();
+        if !kinds.contains(kind) {
+            return false;
+        }
+        fragments.push(kept);
+        rest = marker.get(end + 1..).unwrap_or_default();
+    }
+    if fragments.is_empty() {
+        return false;
+    }
+    fragments.push(rest);
+    // Each fragment in order, each marker covering at least one character.
+    let Some((first, others)) = fragments.split_first() else {
+        return false;
+    };
+    let Some(mut left) = sent.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = others.split_last() else {
+        return false;
+    };
+    for fragment in middle {
+        // Skip at least one character for the marker before it.
+        let mut chars = left.chars();
+        if chars.next().is_none() {
+            return false;
+        }
+        let Some(at) = chars.as_str().find(fragment) else {
+            return false;
+        };
+        left = chars
+            .as_str()
+            .get(at + fragment.len()..)
+            .unwrap_or_default();
+    }
+    left.len() > last.len() && left.ends_with(last)
+}
+
 fn canonical(value: &serde_json::Value) -> String {
     serde_json_canonicalizer::to_string(value).unwrap_or_default()
 }
@@ -264,6 +370,57 @@ fn as_set(value: &serde_json::Value) -> std::collections::BTreeSet<String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn scrubbed_text_is_told_from_changed_text() {
+        let kinds: std::collections::BTreeSet<String> =
+            ["email".to_owned(), "mrn".to_owned()].into();
+        let cases = [
+            ("mail jane@x.org now", "mail [REDACTED:email] now", true),
+            ("jane@x.org", "[REDACTED:email]", true),
+            (
+                "a MRN 00412345 b jane@x.org",
+                "a [REDACTED:mrn] b [REDACTED:email]",
+                true,
+            ),
+            ("same", "same", true),
+            // A kind the record does not list, an empty redaction, changed kept text.
+            ("mail jane@x.org now", "mail [REDACTED:ssn] now", false),
+            ("mail  now", "mail [REDACTED:email] now", false),
+            ("mail jane@x.org now", "mail [REDACTED:email] later", false),
+            ("mail jane@x.org now", "post [REDACTED:email] now", false),
+            ("ab", "a[REDACTED:email]b", false),
+            ("x", "y", false),
+        ];
+        for (sent, stored, ok) in cases {
+            assert_eq!(
+                redacted_text(sent, stored, &kinds),
+                ok,
+                "{sent:?} -> {stored:?}"
+            );
+        }
+        // What the server's scrubber really does is accepted, anything else is not.
+        let scrubber =
+            veritrail_records::Scrubber::new(veritrail_records::scrub::DEFAULT_MRN_PATTERN)
+                .unwrap();
+        let sent = serde_json::json!({
+            "note": "patient MRN 00412345, reply to jane.doe@example.com",
+            "jane.doe@example.com": ["call 555-867-5309", 3, true],
+        });
+        let mut stored = sent.clone();
+        let mut found = std::collections::BTreeSet::new();
+        scrubber.scrub_value("details", &mut stored, &mut found, &mut Vec::new());
+        assert_ne!(stored, sent);
+        assert!(redacted(&sent, &stored, &found));
+        let mut edited = stored.clone();
+        edited["note"] = serde_json::json!("patient [REDACTED:mrn], reply to nobody");
+        assert!(!redacted(&sent, &edited, &found));
+        assert!(!redacted(
+            &sent,
+            &stored,
+            &std::collections::BTreeSet::new()
+        ));
+    }
 
     #[test]
     fn appended_answers_are_checked_against_the_entry() {

@@ -65,6 +65,28 @@ impl AppendOptions {
     }
 }
 
+/// What [`LogClient::erase`] erases.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Erasure {
+    /// Every payload of a data subject (the records' `subject`).
+    Subject(String),
+    /// Every payload of a conversation.
+    Conversation(String),
+    /// The payloads of one record.
+    Record(u64),
+}
+
+/// The answer of [`LogClient::erase`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct Erased {
+    /// The index of the `x-veritrail.erasure` record.
+    pub erasure_index: u64,
+    /// Records whose payloads were destroyed.
+    pub records_affected: u64,
+    /// Data keys destroyed.
+    pub keys_destroyed: u64,
+}
+
 /// The API of one log. Cheap to clone (the connection pool is shared).
 ///
 /// # Example
@@ -390,6 +412,20 @@ impl LogClient {
         self.append_record_values(&values, options).await
     }
 
+    /// As [`LogClient::append_records`], for events made with the [`crate::event::Event`]
+    /// builder, payloads included (the server keeps them off the tree and commits to them).
+    ///
+    /// # Errors
+    /// As [`LogClient::append_records`].
+    pub async fn append_events(
+        &self,
+        events: &[crate::event::BuiltEvent],
+        options: &AppendOptions,
+    ) -> Result<Vec<crate::answers::Recorded>, ClientError> {
+        let values: Vec<serde_json::Value> = events.iter().map(|e| e.json().clone()).collect();
+        self.append_record_values(&values, options).await
+    }
+
     /// As [`LogClient::append_records`], for events given as JSON (validated by the server,
     /// which names every problem).
     ///
@@ -496,6 +532,41 @@ impl LogClient {
             decode(&json.payload)?,
             decode(&json.opening_key)?,
         ))
+    }
+
+    /// Erases payloads (crypto-shredding, `POST /v1/admin/erase`, role `admin`): the server
+    /// appends an `x-veritrail.erasure` record naming `target` and `reason`, then destroys the
+    /// data keys and stored payloads. Proofs are untouched; the payloads then answer
+    /// `payload_erased` naming the erasure record. Not retried (a second erasure would append
+    /// a second record).
+    ///
+    /// # Errors
+    /// Transport and API errors (`not_found` for an index that is not a record).
+    pub async fn erase(&self, target: &Erasure, reason: &str) -> Result<Erased, ClientError> {
+        let body = match target {
+            Erasure::Subject(subject) => serde_json::json!({"subject": subject, "reason": reason}),
+            Erasure::Conversation(id) => {
+                serde_json::json!({"conversation_id": id, "reason": reason})
+            }
+            Erasure::Record(index) => serde_json::json!({"index": index, "reason": reason}),
+        };
+        let request = Body {
+            content_type: "application/json",
+            bytes: body.to_string().into_bytes(),
+            idempotency_key: None,
+        };
+        let answer = self
+            .transport
+            .send(
+                Method::POST,
+                "v1/admin/erase",
+                Some(request),
+                MAX_JSON_RESPONSE,
+                Retry::Never,
+            )
+            .await?;
+        let url = self.transport.url_for("v1/admin/erase")?.to_string();
+        serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))
     }
 
     async fn post_entries(

@@ -5,6 +5,9 @@
 //!   with timeouts, capped response sizes and safe retries (an append is retried only with
 //!   an idempotency key). The JSON shapes, content types, limits and error codes are those
 //!   of `veritrail-api`, the crate the server writes them with.
+//! - [`event::Event`]: a typed builder of agent audit events and their payloads, validated
+//!   locally by the server's own validator; [`LogClient::append_events`] sends them and
+//!   [`records`] proves stored records and payloads.
 //! - [`LogVerifier`] ([`state`]): trusted state per log (origin, pinned verifier key, latest
 //!   verified checkpoint), saved atomically. A newer checkpoint is accepted only with the
 //!   log's signature and a valid consistency proof; a contradiction yields
@@ -59,6 +62,7 @@ mod answers;
 mod atomic_file;
 pub mod cache;
 pub mod error;
+pub mod event;
 pub mod evidence;
 pub mod http;
 pub mod monitor;
@@ -72,7 +76,7 @@ pub mod verify;
 pub use answers::Recorded;
 pub use error::ClientError;
 pub use evidence::Evidence;
-pub use http::{AppendOptions, Appended, ClientConfig, LogClient};
+pub use http::{AppendOptions, Appended, ClientConfig, Erased, Erasure, LogClient};
 pub use monitor::{Monitor, MonitorOptions, MonitorReport};
 pub use state::{LogVerifier, Update, VerifyError};
 pub use tiles::{DirSource, TileProver, TileSource};
