@@ -52,6 +52,7 @@
 pub mod chain;
 pub mod classify;
 pub mod event;
+pub mod jcs;
 pub mod payload;
 pub mod record;
 pub mod scrub;

@@ -120,7 +120,7 @@ const MAX_PREV_LEN: usize = 8 + 1 + 20 + 14 + 44 + 2;
 
 /// The canonical members of `map`, without the surrounding braces.
 fn members(map: Map<String, Value>) -> Result<Vec<u8>, RecordError> {
-    let mut bytes = serde_json_canonicalizer::to_vec(&Value::Object(map))?;
+    let mut bytes = crate::jcs::to_vec(&Value::Object(map))?;
     // `{...}`: drop the braces.
     bytes.pop();
     bytes.remove(0);
@@ -254,7 +254,7 @@ pub fn parse_leaf(leaf: &[u8]) -> Result<Value, RecordError> {
     if !value.is_object() {
         return Err(RecordError::NotAnObject);
     }
-    if serde_json_canonicalizer::to_vec(&value)? != json {
+    if crate::jcs::to_vec(&value)? != json {
         return Err(RecordError::NotCanonical);
     }
     Ok(value)
@@ -270,7 +270,7 @@ pub fn leaf_of(record: &Value) -> Result<Vec<u8>, RecordError> {
         return Err(RecordError::NotAnObject);
     }
     let mut leaf = vec![LEAF_VERSION];
-    leaf.extend_from_slice(&serde_json_canonicalizer::to_vec(record)?);
+    leaf.extend_from_slice(&crate::jcs::to_vec(record)?);
     Ok(leaf)
 }
 

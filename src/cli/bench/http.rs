@@ -1,4 +1,4 @@
-//! The HTTP target: `POST /v1/entries` over HTTP/1.1 keep-alive.
+//! The HTTP target: `POST /v1/entries` (or `POST /v1/records`) over HTTP/1.1 keep-alive.
 //!
 //! Each client task owns one connection, driven by hyper's low-level HTTP/1 client (no pool,
 //! no per-request routing): the generator shares the machine with the server it measures, so
@@ -62,6 +62,8 @@ pub(super) struct HttpOptions<'a> {
     pub(super) token: Option<String>,
     /// `--batch`: entries per request.
     pub(super) batch: u16,
+    /// `--records`: agent records to `/v1/records` instead of raw entries.
+    pub(super) records: bool,
 }
 
 impl Http {
@@ -84,7 +86,12 @@ impl Http {
             });
         }
         let mut endpoint = base.clone();
-        let path = format!("{}/v1/entries", base.path().trim_end_matches('/'));
+        let route = if args.records {
+            "v1/records"
+        } else {
+            "v1/entries"
+        };
+        let path = format!("{}/{route}", base.path().trim_end_matches('/'));
         endpoint.set_path(&path);
         endpoint.set_query(args.wait_published.then_some("wait=published"));
         let addr = base
@@ -122,7 +129,9 @@ impl Http {
             host,
             target,
             token: args.token.map(|t| format!("Bearer {t}")),
-            content_type: if args.batch > 1 {
+            content_type: if args.records {
+                "application/json"
+            } else if args.batch > 1 {
                 BATCH_CONTENT_TYPE
             } else {
                 "application/octet-stream"
@@ -133,7 +142,12 @@ impl Http {
     /// Checks that a server answers before any load is sent.
     pub(super) async fn preflight(&self) -> Result<(), CliError> {
         let mut health = self.endpoint.clone();
-        health.set_path(&self.endpoint.path().replace("/v1/entries", "/healthz"));
+        let path = self.endpoint.path();
+        let base = path
+            .strip_suffix("/v1/entries")
+            .or_else(|| path.strip_suffix("/v1/records"))
+            .unwrap_or_default();
+        health.set_path(&format!("{base}/healthz"));
         health.set_query(None);
         let answer = self
             .client

@@ -38,7 +38,7 @@ use veritrail_server::{Server, ServerConfig};
 
 use crate::cli::bench::http::{Http, HttpOptions};
 use crate::cli::bench::in_process::InProcess;
-use crate::cli::bench::plan::{Entries, Plan, Tally};
+use crate::cli::bench::plan::{Entries, Plan, Records, Tally};
 use crate::cli::bench::report::{Report, progress_bar};
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::duration::parse_duration;
@@ -103,6 +103,12 @@ pub(crate) struct AppendArgs {
     /// Skip HTTP: open the data directory (--data) and drive the server's sequencer directly.
     #[arg(long)]
     in_process: bool,
+    /// Append agent records (`POST /v1/records`) instead of raw entries: each a
+    /// `tool_result` with a payload of --size bytes (kept off the tree, encrypted and
+    /// committed to), one conversation per client; --batch records per request (at most
+    /// 1000).
+    #[arg(long, conflicts_with = "in_process")]
+    records: bool,
     /// With --in-process: the data directory to open.
     #[command(flatten)]
     data: DataArgs,
@@ -142,12 +148,18 @@ enum Target {
 async fn worker(target: Arc<Target>, plan: Arc<Plan>, task: u32) -> Result<Tally, CliError> {
     let mut tally = Tally::new()?;
     let mut entries = Entries::new(plan.size, task);
+    let mut records = plan
+        .records
+        .then(|| Records::new(plan.size, task, plan.run));
     let mut conn = None;
     while let Some((first, count)) = plan.claim() {
         let before = tally.appended;
         match &*target {
             Target::Http(http) => {
-                let body = entries.body(first, count);
+                let body = match records.as_mut() {
+                    Some(records) => records.body(first, count),
+                    None => entries.body(first, count),
+                };
                 http.request(&mut conn, body, count, &plan, &mut tally)
                     .await;
             }
@@ -206,12 +218,23 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         );
         (target, Some(server), mode)
     } else {
+        if args.records && usize::from(args.batch) > veritrail_records::MAX_RECORDS_PER_REQUEST {
+            return Err(CliError::Usage {
+                message: format!(
+                    "--batch {} is above the {} records one request may hold",
+                    args.batch,
+                    veritrail_records::MAX_RECORDS_PER_REQUEST
+                ),
+                hint: "use --batch 1000 or fewer with --records".into(),
+            });
+        }
         let http = Http::new(HttpOptions {
             url: &args.url,
             wait_published: args.wait.is_some(),
             concurrency: args.concurrency,
             token: args.token.clone(),
             batch: args.batch,
+            records: args.records,
         })?;
         http.preflight().await?;
         let mode = format!(
@@ -221,9 +244,14 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         (Target::Http(http), None, mode)
     };
     let mode = format!(
-        "{mode}; {} clients, {} B entries, {} per request, wait {}",
+        "{mode}; {} clients, {} B {}, {} per request, wait {}",
         args.concurrency,
         args.size,
+        if args.records {
+            "record payloads"
+        } else {
+            "entries"
+        },
         args.batch,
         if args.wait.is_some() {
             "published"
@@ -240,6 +268,10 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         entries: args.entries,
         batch: u64::from(args.batch),
         size: usize::from(args.size),
+        records: args.records,
+        run: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
         // Flag durations are at most a year: the deadline cannot overflow; if it did, no
         // deadline is the honest reading.
         deadline: args.duration.and_then(|d| started.checked_add(d)),

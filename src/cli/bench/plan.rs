@@ -28,8 +28,12 @@ pub(super) struct Plan {
     pub(super) entries: u64,
     /// Entries per request (`--batch`).
     pub(super) batch: u64,
-    /// Bytes per entry (`--size`).
+    /// Bytes per entry, or per record payload (`--size`).
     pub(super) size: usize,
+    /// Agent records instead of raw entries (`--records`).
+    pub(super) records: bool,
+    /// This run's id, in the records' conversation ids.
+    pub(super) run: u64,
     /// When to stop sending new requests (`--duration`), if ever.
     pub(super) deadline: Option<Instant>,
 }
@@ -128,6 +132,69 @@ impl Tally {
     }
 }
 
+/// Generates agent records for `POST /v1/records`: `tool_result` events of one conversation
+/// per task, each with a text payload of `size` bytes (distinct per record).
+pub(super) struct Records {
+    conversation: String,
+    actor: String,
+    text: String,
+}
+
+impl Records {
+    /// Records with payloads of `size` bytes for task `task` of run `run`.
+    pub(super) fn new(size: usize, task: u32, run: u64) -> Self {
+        // Payload text: the task's pseudo-random bytes as lower-case letters and digits.
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let text = Entries::new(size, task)
+            .template
+            .iter()
+            .map(|b| char::from(*ALPHABET.get(usize::from(b & 31)).unwrap_or(&b'a')))
+            .collect();
+        Records {
+            conversation: format!("bench-{run:x}-{task}"),
+            actor: format!("bench-agent-{task}"),
+            text,
+        }
+    }
+
+    /// One request's body: one record, or a JSON array of `count`. Written from a template
+    /// (every part is plain ASCII that needs no escaping), so the generator spends little of
+    /// the CPU it shares with the server.
+    pub(super) fn body(&mut self, first: u64, count: u64) -> Bytes {
+        let mut body = String::with_capacity((self.text.len() + 400) * count as usize + 2);
+        if count > 1 {
+            body.push('[');
+        }
+        for n in first..first + count {
+            if n > first {
+                body.push(',');
+            }
+            // The record number leads the payload, so no two payloads are equal.
+            let number = n.to_string();
+            body.push_str(
+                r#"{"timestamp":"2026-03-01T12:00:00Z","action":"tool_result","actor":{"id":""#,
+            );
+            body.push_str(&self.actor);
+            body.push_str(r#"","type":"agent"},"conversation_id":""#);
+            body.push_str(&self.conversation);
+            body.push_str(r#"","gen_ai":{"gen_ai.operation.name":"execute_tool","gen_ai.tool.name":"bench.lookup"},"details":{"n":"#);
+            body.push_str(&number);
+            body.push_str(r#"},"payloads":{"tool_result":{"media_type":"text/plain","text":""#);
+            body.push_str(&number);
+            body.push_str(
+                self.text
+                    .get(number.len().min(self.text.len())..)
+                    .unwrap_or(""),
+            );
+            body.push_str(r#""}}}"#);
+        }
+        if count > 1 {
+            body.push(']');
+        }
+        Bytes::from(body)
+    }
+}
+
 /// Generates distinct, incompressible entries: a per-task pseudo-random body whose first
 /// bytes are the entry number.
 pub(super) struct Entries {
@@ -199,6 +266,21 @@ mod tests {
     }
 
     #[test]
+    fn record_bodies_are_valid_distinct_events() {
+        let mut records = Records::new(64, 3, 0xabc);
+        let one: serde_json::Value = serde_json::from_slice(&records.body(7, 1)).expect("JSON");
+        let (event, payloads) = veritrail_records::parse_submission(&one).expect("a valid event");
+        assert_eq!(event.conversation_id.as_deref(), Some("bench-abc-3"));
+        assert_eq!(payloads.len(), 1);
+        assert_eq!(payloads.first().map(|p| p.bytes.len()), Some(64));
+        let many: serde_json::Value = serde_json::from_slice(&records.body(7, 3)).expect("JSON");
+        let many = many.as_array().expect("an array");
+        assert_eq!(many.len(), 3);
+        assert_eq!(many.first(), Some(&one));
+        assert_ne!(many.get(1), many.get(2));
+    }
+
+    #[test]
     fn the_plan_hands_out_every_entry_once() {
         let plan = Plan {
             claimed: AtomicU64::new(0),
@@ -206,6 +288,8 @@ mod tests {
             entries: 10,
             batch: 4,
             size: 1,
+            records: false,
+            run: 0,
             deadline: None,
         };
         assert_eq!(plan.claim(), Some((0, 4)));

@@ -91,15 +91,7 @@ pub(crate) async fn append_records(
             .payloads
             .clone()
             .ok_or_else(|| Internal::Record("payloads without a payload store".into()))?;
-        tokio::task::spawn_blocking(move || {
-            filings.iter().try_for_each(|filing| store.store(filing))
-        })
-        .await
-        .map_err(|source| Internal::Task {
-            what: "store payloads",
-            source,
-        })?
-        .map_err(|e| {
+        store.store_all(filings).await.map_err(|e| {
             tracing::error!(error = %e, "payloads not stored; nothing was appended");
             ApiError::store_failure(e.is_no_space())
         })?;
@@ -704,17 +696,10 @@ pub(crate) async fn erase(
         .await
         .map_err(|_| ApiError::from(Internal::CommitterStopped))??;
     let erasure_index = committed.indices.start;
-    let destroyed = affected.clone();
-    tokio::task::spawn_blocking(move || store.destroy(&destroyed, erasure_index))
-        .await
-        .map_err(|source| Internal::Task {
-            what: "erase",
-            source,
-        })?
-        .map_err(|e| {
-            tracing::error!(error = %e, erasure_index, "erasure recorded but not finished; retry it");
-            ApiError::store_failure(e.is_no_space())
-        })?;
+    store.destroy(&affected, erasure_index).await.map_err(|e| {
+        tracing::error!(error = %e, erasure_index, "erasure recorded but not finished; retry it");
+        ApiError::store_failure(e.is_no_space())
+    })?;
     tracing::info!(
         erasure_index,
         records = affected.records.len(),

@@ -537,15 +537,9 @@ async fn payloads_stay_off_the_tree_open_against_the_proven_leaf_and_erasure_kee
     }
     let bundle = server.ledger.entry_bundle(0, 2).unwrap();
     assert!(!String::from_utf8_lossy(&bundle).contains(master));
-    let stored: Vec<(std::path::PathBuf, Vec<u8>)> =
-        files(&payload_dir.path().join("payloads/records"))
-            .into_iter()
-            .map(|f| {
-                let bytes = std::fs::read(&f).unwrap();
-                (f, bytes)
-            })
-            .collect();
-    assert!(stored.len() >= 3, "meta and two payloads");
+    let segment = payload_dir.path().join("payloads/segments/00000000.seg");
+    let sealed = std::fs::read(&segment).unwrap();
+    assert!(sealed.len() > 2 * 40, "two sealed payloads");
 
     // Erasure: recorded in the log, then the key and the files are gone; proofs still hold.
     let admin = format!("Bearer {}", crate::ADMIN_TOKEN);
@@ -587,23 +581,23 @@ async fn payloads_stay_off_the_tree_open_against_the_proven_leaf_and_erasure_kee
         !erasure.to_string().contains("P-0042"),
         "the subject is named by its key id only"
     );
-    for (path, bytes) in &stored {
-        assert!(!path.exists(), "{} survived", path.display());
-        for file in files(payload_dir.path()) {
-            let now = std::fs::read(&file).unwrap();
+    // The ciphertexts were overwritten in place: no file holds any 32 bytes of them.
+    let after = std::fs::read(&segment).unwrap();
+    assert_eq!(after.len(), sealed.len());
+    assert!(
+        after.iter().all(|b| *b == 0),
+        "every payload of the subject is zeroed"
+    );
+    for file in files(payload_dir.path()) {
+        let now = std::fs::read(&file).unwrap();
+        for window in sealed.chunks_exact(32) {
             assert!(
-                bytes.len() < 16 || !now.windows(bytes.len()).any(|w| w == bytes.as_slice()),
+                !now.windows(32).any(|w| w == window),
                 "{} still holds erased bytes",
                 file.display()
             );
         }
     }
-    assert!(
-        std::fs::read_dir(payload_dir.path().join("payloads/keys"))
-            .unwrap()
-            .next()
-            .is_none()
-    );
     // The whole log still verifies as a monitor would: every entry against the signed root.
     let audit = server.ledger.audit().unwrap();
     assert_eq!(audit.entries, 3);
