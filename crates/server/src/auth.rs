@@ -328,8 +328,8 @@ impl Auth {
     /// configured issuer was presented.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized(Unauthenticated::NoValidToken)`] for a malformed header or an unknown token,
-    /// [`ApiError::InvalidJwt`] for a JWT that does not verify.
+    /// [`ApiError::Unauthorized`] with [`Unauthenticated::NoValidToken`] for a malformed header
+    /// or an unknown token, with [`Unauthenticated::Jwt`] for a JWT that does not verify.
     pub fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
         let Some(value) = headers.get(AUTHORIZATION) else {
             return Ok(None);
@@ -376,7 +376,7 @@ impl Auth {
     /// Checks that the request may use a route that needs `needed`.
     ///
     /// # Errors
-    /// [`ApiError::Unauthorized(Unauthenticated::NoValidToken)`] without a valid token, [`ApiError::Forbidden`] when the
+    /// [`ApiError::Unauthorized`] without a valid token, [`ApiError::Forbidden`] when the
     /// token lacks the role. Every denial is counted in `veritrail_auth_denied_total`.
     pub fn require(&self, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
         if self.no_auth {

@@ -82,6 +82,20 @@ pub(super) struct RecordEntry {
     pub(super) erased: Option<u64>,
 }
 
+impl RecordEntry {
+    fn new(key: [u8; 32], conversation: Option<String>, payloads: Vec<(String, Blob)>) -> Self {
+        RecordEntry {
+            key,
+            conversation: conversation.map(String::into_boxed_str),
+            payloads: payloads
+                .into_iter()
+                .map(|(name, blob)| (name.into_boxed_str(), blob))
+                .collect(),
+            erased: None,
+        }
+    }
+}
+
 /// A data key in force, and where its frame is (for erasure). No `Debug`: it holds a key.
 #[derive(Clone, Copy)]
 pub(super) struct KeySlot {
@@ -338,18 +352,9 @@ fn apply(
             conversation,
             payloads,
         } => {
-            index.records.insert(
-                nonce,
-                RecordEntry {
-                    key,
-                    conversation: conversation.map(String::into_boxed_str),
-                    payloads: payloads
-                        .into_iter()
-                        .map(|(name, blob)| (name.into_boxed_str(), blob))
-                        .collect(),
-                    erased: None,
-                },
-            );
+            index
+                .records
+                .insert(nonce, RecordEntry::new(key, conversation, payloads));
         }
         Frame::Erased { nonce, index: at } => {
             index.records.entry(nonce).or_default().erased = Some(at);
@@ -642,18 +647,9 @@ impl Writer {
         };
         index.keys.extend(new_keys);
         for (nonce, key, conversation, payloads) in new_records {
-            index.records.insert(
-                nonce,
-                RecordEntry {
-                    key,
-                    conversation: conversation.map(String::into_boxed_str),
-                    payloads: payloads
-                        .into_iter()
-                        .map(|(n, b)| (n.into_boxed_str(), b))
-                        .collect(),
-                    erased: None,
-                },
-            );
+            index
+                .records
+                .insert(nonce, RecordEntry::new(key, conversation, payloads));
         }
         Ok(())
     }

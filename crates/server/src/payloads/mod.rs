@@ -1,7 +1,8 @@
 //! The encrypted payload store: what records commit to but never put in the tree.
 //!
 //! Layout under `<data>/payloads/` (every file 0600, every directory 0700): an append-only
-//! journal and segments, written in group commits by one thread ([`log`] has the formats):
+//! journal and segments, written in group commits by one thread (`payloads/log.rs` has the
+//! formats):
 //!
 //! ```text
 //! journal                    frames: data keys (sealed under the master key, AAD = key id),

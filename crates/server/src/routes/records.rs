@@ -33,9 +33,12 @@ use crate::routes::ledger::{b64, blocking, latest};
     summary = "Append agent audit records, answered once durable",
     description = "One record (a JSON object) or a JSON array of 1 to 1,000, validated against \
 the event schema (`/v1/schema/event.json`, `docs/events.md`). The server adds `id` if absent, \
-`received_at`, `submitted_by` (the authenticated token), a 128-bit random `nonce`, and `prev`: \
+`received_at`, `submitted_by` (the authenticated token, or the `iss` and `sub` of a verified OIDC \
+JWT), a 128-bit random `nonce`, and `prev`: \
 the index and leaf hash of the previous record of the same `conversation_id`, set inside the \
-commit so that a conversation's records form one chain. The leaf is `0x01` followed by the RFC \
+commit so that a conversation's records form one chain. The classification registry may raise \
+`classification` and add `compliance` domains; secrets in `details` and `resource.uri` are \
+redacted (or refused with `--scrub reject`). The leaf is `0x01` followed by the RFC \
 8785 canonical JSON of the stored record. The request is all or nothing. Role: `append`.",
     params(
         ("wait" = Option<WaitFor>, Query,
