@@ -10,6 +10,7 @@
 //!
 //! - `veritrail append` appends an entry over HTTP (with `--wait`/`--receipt`, checks and
 //!   saves its receipt);
+//! - `veritrail query` selects records, each proven and checked against the query;
 //! - `veritrail get` reads an entry (with `--verify`, proven against the latest checkpoint);
 //! - `veritrail prove` proves an entry's inclusion, by index or `--leaf-hash`;
 //! - `veritrail checkpoint` prints the latest checkpoint (with `--verify`, checks it against
@@ -39,7 +40,7 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove,
+    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove, query,
     record, serve, verify_evidence, verify_receipt,
 };
 
@@ -85,6 +86,12 @@ enum Command {
     /// Proves the record in the log against --log-key and the payload against the record's
     /// commitment; writes the payload to standard output (or --out). Needs the audit role.
     Payload(Box<payload::PayloadArgs>),
+    /// Query records on a running log, proving every answer.
+    ///
+    /// Each record is proven against a checkpoint signed by --log-key and checked to match
+    /// the filters before it is printed (one line per record, or --json). Needs the audit
+    /// role.
+    Query(Box<query::QueryArgs>),
     /// Read an entry from a running log.
     ///
     /// Writes its raw bytes to standard output (or --out). With --verify, proves first that
@@ -141,6 +148,7 @@ fn main() -> ExitCode {
         Command::Append(args) => append::run(&args).map(done),
         Command::Record(args) => record::run(&args).map(done),
         Command::Payload(args) => payload::run(&args).map(done),
+        Command::Query(args) => query::run(&args).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

@@ -1042,5 +1042,57 @@ fn record_appends_checked_agent_records_with_verified_receipts() {
     assert_eq!(erased, 200);
     let gone = run(&server.args(&["payload", "--log-key", &key, "2", "prompt"])).expect(2);
     assert!(gone.stderr.contains("payload_erased"), "{}", gone.stderr);
+
+    // Queries: every answer proven and matching; the erasure record is found by its action.
+    let mut attempts = 0;
+    let listed = loop {
+        // The indexes catch up behind the committer: retry a refusal for a moment.
+        let listed = run(&server.args(&[
+            "query",
+            "--log-key",
+            &key,
+            "--conversation-id",
+            "c-1",
+            "--json",
+        ]));
+        if listed.code == Some(0) || attempts == 50 {
+            break listed.expect(0);
+        }
+        attempts += 1;
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let items: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let indices: Vec<u64> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["index"].as_u64().unwrap())
+        .collect();
+    assert!(indices.contains(&2), "{indices:?}");
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["record"]["conversation_id"] == "c-1")
+    );
+    assert!(listed.stderr.contains("proven"), "{}", listed.stderr);
+    let erasures = run(&server.args(&[
+        "query",
+        "--log-key",
+        &key,
+        "--action",
+        "x-veritrail.erasure",
+    ]))
+    .expect(0);
+    assert_eq!(erasures.out().lines().count(), 1, "{}", erasures.out());
+    assert!(
+        erasures.out().contains("x-veritrail.erasure"),
+        "{}",
+        erasures.out()
+    );
+    let bad =
+        run(&server.args(&["query", "--log-key", &key, "--classification", "secret"])).expect(2);
+    assert!(bad.stderr.contains("--classification"), "{}", bad.stderr);
     drop(server);
 }

@@ -14,6 +14,7 @@
 //! | `append`                     | [`append`]            |
 //! | `record`                     | [`record`]            |
 //! | `payload`                    | [`payload`]           |
+//! | `query`                      | [`query`]             |
 //! | `get`                        | [`get`]               |
 //! | `prove`                      | [`prove`]             |
 //! | `checkpoint`                 | [`checkpoint`]        |
@@ -32,6 +33,7 @@ pub(crate) mod log_verify;
 pub(crate) mod monitor;
 pub(crate) mod payload;
 pub(crate) mod prove;
+pub(crate) mod query;
 pub(crate) mod record;
 pub(crate) mod serve;
 pub(crate) mod verify_evidence;

@@ -274,6 +274,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             payload_dir: Some(args.data.data.clone()),
             mrn_pattern: args.mrn_pattern.clone(),
             classification: args.classification.clone(),
+            index_dir: Some(args.data.data.clone()),
         },
         public_read: args.public_read,
         no_auth: args.no_auth,

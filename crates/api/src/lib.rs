@@ -46,5 +46,6 @@ pub mod response;
 pub use error::{ErrorBody, ErrorCode, FieldProblem};
 pub use response::{
     AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, EntryWithProof,
-    Health, HealthStatus, InclusionProofResponse, RecordWithProof, RecordsResponse,
+    Health, HealthStatus, InclusionProofResponse, ProvenRecord, RecordWithProof, RecordsPage,
+    RecordsResponse,
 };

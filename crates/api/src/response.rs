@@ -55,6 +55,34 @@ pub struct RecordsResponse {
     pub records: Vec<AppendedRecord>,
 }
 
+/// One record of a query result, with its inclusion proof for the page's checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProvenRecord {
+    /// The record's index.
+    pub index: u64,
+    /// The stored record as JSON; its leaf is `0x01 ‖` its RFC 8785 canonical encoding.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub record: serde_json::Value,
+    /// The inclusion proof for the page's tree size, base64 hashes.
+    pub proof: Vec<String>,
+}
+
+/// One page of `GET /v1/records?...`: the matching records below `size`, from the cursor
+/// on, in index order, each proven against the one checkpoint given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RecordsPage {
+    /// The signed checkpoint note every proof is for.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The matching records, in index order.
+    pub records: Vec<ProvenRecord>,
+    /// Where the next page starts (`cursor=`), or null when there is no more below `size`.
+    pub next_cursor: Option<u64>,
+}
+
 /// One stored record with its inclusion proof, as returned by `GET /v1/records/<index>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

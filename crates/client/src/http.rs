@@ -506,6 +506,31 @@ impl LogClient {
         Ok(json)
     }
 
+    /// One page of a record query (`GET /v1/records?...`, role `audit`), as served. Not yet
+    /// verified: [`crate::records::verified_query`] checks it.
+    ///
+    /// # Errors
+    /// Transport and API errors (`index_catching_up` while the server's indexes are behind).
+    pub async fn query_page(
+        &self,
+        filter: &veritrail_records::Filter,
+        cursor: u64,
+        limit: u64,
+    ) -> Result<veritrail_api::RecordsPage, ClientError> {
+        let mut url = self.transport.url_for("v1/records")?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in filter.to_pairs() {
+                pairs.append_pair(name, &value);
+            }
+            pairs.append_pair("cursor", &cursor.to_string());
+            pairs.append_pair("limit", &limit.to_string());
+        }
+        let path = format!("v1/records?{}", url.query().unwrap_or_default());
+        let (page, _): (veritrail_api::RecordsPage, _) = self.transport.get_json(&path).await?;
+        Ok(page)
+    }
+
     /// A record's payload with its opening key, as served
     /// (`GET /v1/records/{index}/payloads/{name}`, role `audit`). Not yet verified.
     ///

@@ -119,3 +119,85 @@ pub async fn verified_payload(
         payload,
     })
 }
+
+/// Runs a record query to its end and proves every answer: each page's checkpoint is signed
+/// by `log_key` (for `origin`, by default the key's name), each record's inclusion proof
+/// leads to that checkpoint's root, each record matches `filter`, and the indices increase
+/// from page to page without leaving the range the server claims to have searched.
+/// `progress` is called with the records found so far and the index reached.
+///
+/// What this cannot show on its own: that the server left no matching record out of a page.
+/// For a conversation, [`veritrail_records::verify_chain`] over the answer proves that none
+/// was left out between its first record and its last.
+///
+/// # Errors
+/// [`ClientError::RecordMismatch`] when anything does not verify; transport and API errors.
+pub async fn verified_query(
+    client: &LogClient,
+    filter: &veritrail_records::Filter,
+    log_key: &NoteVerifier,
+    origin: Option<&str>,
+    progress: &mut dyn FnMut(usize, u64),
+) -> Result<Vec<VerifiedRecord>, ClientError> {
+    let mut found: Vec<VerifiedRecord> = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let page = client.query_page(filter, cursor, 1000).await?;
+        for item in &page.records {
+            let index = item.index;
+            let mismatch = |problem: String| ClientError::RecordMismatch { index, problem };
+            if index < cursor || index >= page.size {
+                return Err(mismatch(format!(
+                    "answered for the range {cursor}..{}",
+                    page.size
+                )));
+            }
+            if found.last().is_some_and(|last| last.index >= index) {
+                return Err(mismatch("out of order or repeated".into()));
+            }
+            if !filter.matches(&item.record) {
+                return Err(mismatch("does not match the query".into()));
+            }
+            let leaf =
+                veritrail_records::leaf_of(&item.record).map_err(|e| mismatch(e.to_string()))?;
+            let proof = item
+                .proof
+                .iter()
+                .map(|h| Hash::from_base64(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| mismatch(format!("proof: {e}")))?;
+            let note = Note::from_bytes(page.checkpoint.as_bytes())
+                .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
+            let receipt = Receipt {
+                extra: None,
+                index,
+                proof,
+                checkpoint: note,
+            };
+            let (_, checkpoint) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
+                .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
+            found.push(VerifiedRecord {
+                index,
+                record: item.record.clone(),
+                leaf,
+                checkpoint,
+            });
+        }
+        match page.next_cursor {
+            Some(next) if next > cursor && next <= page.size => {
+                progress(found.len(), next);
+                cursor = next;
+            }
+            Some(next) => {
+                return Err(ClientError::RecordMismatch {
+                    index: next,
+                    problem: format!("a next cursor that does not advance from {cursor}"),
+                });
+            }
+            None => {
+                progress(found.len(), page.size);
+                return Ok(found);
+            }
+        }
+    }
+}

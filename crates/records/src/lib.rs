@@ -54,6 +54,7 @@ pub mod classify;
 pub mod event;
 pub mod jcs;
 pub mod payload;
+pub mod query;
 pub mod record;
 pub mod scrub;
 pub mod validate;
@@ -64,6 +65,7 @@ pub use event::{
     Action, Actor, ActorType, Agent, AuditEvent, Classification, Domain, GenAi, Resource, Trace,
 };
 pub use payload::{Payload, PayloadRef};
+pub use query::Filter;
 pub use record::{
     LEAF_VERSION, NONCE_BYTES, Prev, RecordError, SubmittedBy, Unchained, is_record, leaf_of,
     parse_leaf,

@@ -258,6 +258,9 @@ pub struct RecordsConfig {
     /// The classification registry file (TOML, [`veritrail_records::classify`]), reloaded on
     /// `SIGHUP`; `None`: records keep the classification their agents gave.
     pub classification: Option<PathBuf>,
+    /// The data directory holding the record indexes (`record-index.redb`) for
+    /// `GET /v1/records`; `None`: no indexes, and queries answer 404.
+    pub index_dir: Option<PathBuf>,
 }
 
 impl Default for RecordsConfig {
@@ -267,6 +270,7 @@ impl Default for RecordsConfig {
             payload_dir: None,
             mrn_pattern: veritrail_records::scrub::DEFAULT_MRN_PATTERN.to_owned(),
             classification: None,
+            index_dir: None,
         }
     }
 }

@@ -296,6 +296,9 @@ pub enum NotFound {
         /// The payload's name.
         name: String,
     },
+    /// The server keeps no record indexes.
+    #[error("this server keeps no record indexes, so it answers no queries")]
+    NoRecordIndex,
     /// The entry is a raw entry, not an agent record.
     #[error("entry {index} is a raw entry, not a record; read it from /v1/entries/{index}")]
     NotARecord {
@@ -379,6 +382,9 @@ pub enum StartError {
     /// The payload store could not be opened (or its master key read).
     #[error("cannot open the payload store: {0}")]
     Payloads(#[source] crate::payloads::PayloadError),
+    /// The record indexes could not be opened.
+    #[error("{0}")]
+    RecordIndex(#[source] crate::record_index::IndexError),
     /// The classification registry could not be loaded.
     #[error("{0}")]
     Classification(#[source] crate::classification::RegistryFileError),

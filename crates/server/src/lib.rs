@@ -53,6 +53,7 @@ pub mod openapi;
 pub mod payloads;
 pub mod publisher;
 mod query;
+pub mod record_index;
 pub mod routes;
 pub mod sequencer;
 
@@ -106,6 +107,8 @@ pub struct Inner {
     pub payloads: Option<Arc<payloads::PayloadStore>>,
     /// The classification registry merged into records.
     pub classifier: classification::Classifier,
+    /// The record indexes for queries, if the server keeps them.
+    pub record_index: Option<Arc<record_index::RecordIndex>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -186,6 +189,8 @@ pub struct Server {
     state: AppState,
     publisher: tokio::task::JoinHandle<()>,
     stop_publisher: watch::Sender<bool>,
+    stop_indexer: Arc<std::sync::atomic::AtomicBool>,
+    indexer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -210,6 +215,25 @@ impl Server {
             .map_err(|e| StartError::Config(config::ConfigError::MrnPattern(e.to_string())))?;
         let classifier = classification::Classifier::open(config.records.classification.as_deref())
             .map_err(StartError::Classification)?;
+        let stop_indexer = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut indexer = None;
+        let record_index = match &config.records.index_dir {
+            None => None,
+            Some(dir) => {
+                let index = Arc::new(
+                    record_index::RecordIndex::open(dir, ledger.tree_head().size)
+                        .map_err(StartError::RecordIndex)?,
+                );
+                let (ledger, index_, stop) = (ledger.clone(), index.clone(), stop_indexer.clone());
+                indexer = Some(
+                    std::thread::Builder::new()
+                        .name("veritrail-indexer".into())
+                        .spawn(move || record_index::run_indexer(ledger, index_, stop))
+                        .map_err(StartError::CommitterThread)?,
+                );
+                Some(index)
+            }
+        };
         let payloads = match &config.records.payload_dir {
             None => None,
             Some(dir) => Some(Arc::new(
@@ -269,11 +293,14 @@ impl Server {
             integrity: Integrity::default(),
             payloads,
             classifier,
+            record_index,
         }));
         Ok(Server {
             state,
             publisher,
             stop_publisher,
+            stop_indexer,
+            indexer,
         })
     }
 
@@ -321,6 +348,11 @@ impl Server {
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.sequencer.shutdown()).await;
         self.stop_publisher.send_replace(true);
+        self.stop_indexer
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Some(indexer) = self.indexer {
+            let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
+        }
         if let Err(e) = self.publisher.await {
             tracing::error!(error = %e, "publisher task failed");
         }

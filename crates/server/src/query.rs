@@ -20,7 +20,8 @@ fn hex_value(b: u8) -> Option<u8> {
     (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
-fn percent_decode(raw: &str) -> Option<String> {
+/// Decodes `%XX` escapes; `None` for a malformed escape or bytes that are not UTF-8.
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut bytes = raw.bytes();
     while let Some(b) = bytes.next() {

@@ -5,6 +5,7 @@
 //! - `append`: `POST /v1/entries`;
 //! - `records`: agent records, `POST /v1/records`, `GET /v1/records/<index>` and the event
 //!   schema;
+//! - `queries`: `GET /v1/records?...`, answered from the record indexes with proofs;
 //! - `tiles`: the C2SP tlog-tiles read path (`/checkpoint`, hash tiles, entry bundles);
 //! - `proofs`: entries, inclusion and consistency proofs, the checkpoint history;
 //! - `operations`: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
@@ -16,6 +17,7 @@ mod append;
 mod ledger;
 mod operations;
 mod proofs;
+mod queries;
 mod records;
 mod reply;
 mod tiles;
@@ -37,7 +39,7 @@ use crate::AppState;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     [
         routes!(append::append),
-        routes!(records::append_records),
+        routes!(records::append_records, queries::query),
         routes!(records::record),
         routes!(records::event_schema),
         routes!(records::payload),

@@ -9,6 +9,8 @@
 //!   oracle; what public hash tiles still reveal about raw entries;
 //! - [`idempotency`]: `Idempotency-Key` retries, conflicts and malformed keys;
 //! - [`oidc`]: JWT submitters of a configured issuer, the refused ones, key rotation;
+//! - [`queries`]: `GET /v1/records?...` against a brute-force scan, across pages and appends,
+//!   and after the index is deleted or damaged;
 //! - [`records`]: agent records: validation, attestation, canonical leaves and proofs,
 //!   conversation chains;
 //! - [`regressions`]: server bugs found while writing these tests.
@@ -19,6 +21,7 @@ mod bad_input;
 mod dictionary;
 mod idempotency;
 mod oidc;
+mod queries;
 mod records;
 mod regressions;
 
@@ -88,7 +91,9 @@ pub(crate) struct TestServer {
     pub(crate) ledger: Arc<Ledger>,
     server: Option<Server>,
     router: Router,
-    _dir: tempfile::TempDir,
+    auth: Auth,
+    config: ServerConfig,
+    dir: tempfile::TempDir,
 }
 
 /// A response, fully read.
@@ -177,8 +182,12 @@ impl Reply {
 impl TestServer {
     /// A server with the token policy `auth`, over a new log holding `preload` entries, once
     /// its first checkpoint (covering them) is published.
-    pub(crate) async fn start(auth: Auth, config: ServerConfig, preload: u64) -> Self {
+    pub(crate) async fn start(auth: Auth, mut config: ServerConfig, preload: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        config
+            .records
+            .index_dir
+            .get_or_insert_with(|| dir.path().to_owned());
         let signer = NoteSigner::generate(KeyName::new(ORIGIN).unwrap()).unwrap();
         let store = store::open(Backend::Redb, dir.path()).unwrap();
         let ledger = Arc::new(Ledger::open(store, ORIGIN, signer).unwrap());
@@ -186,13 +195,15 @@ impl TestServer {
             let entries: Vec<Vec<u8>> = (0..preload).map(preloaded).collect();
             ledger.append(&entries).unwrap();
         }
-        let server = Server::start(ledger.clone(), config, auth).unwrap();
+        let server = Server::start(ledger.clone(), config.clone(), auth.clone()).unwrap();
         let router = app(server.state().clone());
         let test = TestServer {
             ledger,
             server: Some(server),
             router,
-            _dir: dir,
+            auth,
+            config,
+            dir,
         };
         test.wait_published(preload).await;
         test
@@ -277,6 +288,22 @@ impl TestServer {
             entry.to_vec(),
         )
         .await
+    }
+
+    /// Stops the server, runs `between` on the data directory, and starts a new server over
+    /// the same ledger, tokens and configuration.
+    pub(crate) async fn restart(mut self, between: impl FnOnce(&std::path::Path)) -> Self {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        between(self.dir.path());
+        let server =
+            Server::start(self.ledger.clone(), self.config.clone(), self.auth.clone()).unwrap();
+        self.router = app(server.state().clone());
+        self.server = Some(server);
+        let size = self.ledger.tree_head().size;
+        self.wait_published(size).await;
+        self
     }
 
     /// Stops the committer and the publisher.

@@ -1,0 +1,185 @@
+//! `GET /v1/records?...`: record queries answered from the record indexes, every record with
+//! an inclusion proof for one signed checkpoint.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use veritrail_api::{ErrorBody, ProvenRecord, RecordsPage};
+use veritrail_records::query::FILTER_PARAMETERS;
+use veritrail_records::{Filter, parse_leaf};
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::error::{ApiError, Internal, NotFound};
+use crate::openapi::{AccessErrors, InternalError, TimeoutError};
+use crate::query::{parse_u64, percent_decode};
+use crate::record_index::SCAN_BUDGET;
+use crate::routes::ledger::{b64, latest};
+
+/// Records on one page by default.
+const DEFAULT_LIMIT: u64 = 100;
+/// Most records on one page.
+const MAX_LIMIT: u64 = 1000;
+/// Longest query string accepted, in bytes.
+const MAX_QUERY: usize = 8192;
+
+/// A parsed query: the filter, the cursor, the page size.
+fn parse(raw: Option<&str>) -> Result<(Filter, u64, u64), ApiError> {
+    let raw = raw.unwrap_or_default();
+    if raw.len() > MAX_QUERY {
+        return Err(ApiError::param(
+            "query",
+            format!("longer than {MAX_QUERY} bytes"),
+        ));
+    }
+    let mut filter = Filter::default();
+    let (mut cursor, mut limit) = (None, None);
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = |param: &'static str| {
+            percent_decode(value).ok_or_else(|| ApiError::param(param, "bad percent-encoding"))
+        };
+        match name {
+            "cursor" | "limit" => {
+                let param = if name == "cursor" { "cursor" } else { "limit" };
+                let slot = if param == "cursor" {
+                    &mut cursor
+                } else {
+                    &mut limit
+                };
+                if slot.is_some() {
+                    return Err(ApiError::param(param, "given more than once"));
+                }
+                *slot = Some(parse_u64(param, &decoded(param)?)?);
+            }
+            _ => {
+                let param = FILTER_PARAMETERS
+                    .iter()
+                    .copied()
+                    .find(|p| *p == name)
+                    .unwrap_or("query");
+                filter
+                    .add(name, &decoded(param)?)
+                    .map_err(|bad| ApiError::param(bad.parameter, bad.problem))?;
+            }
+        }
+    }
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::param(
+            "limit",
+            format!("between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok((filter, cursor.unwrap_or(0), limit))
+}
+
+/// `GET /v1/records`
+#[utoipa::path(
+    get,
+    path = "/v1/records",
+    tag = "records",
+    summary = "Query records, each with an inclusion proof for one checkpoint",
+    description = "The records matching every filter given (the values of a repeated `action` \
+are alternatives), in index order, from `cursor` on, below the latest signed checkpoint's size; \
+every proof is for that one checkpoint, returned with the page. Pages are stable across appends: \
+pass `next_cursor` as `cursor` for the next one (a page may hold fewer than `limit` records when \
+the server examined its scan budget; only a null `next_cursor` means the end). The answer comes \
+from indexes the server keeps behind its committer; a client checks each record's proof and that \
+it matches the filters (`veritrail_records::Filter::matches`). Role: `audit`.",
+    params(
+        ("conversation_id" = Option<String>, Query, description = "Records of this conversation"),
+        ("actor_id" = Option<String>, Query, description = "`actor.id`"),
+        ("submitted_by" = Option<String>, Query,
+            description = "Who submitted: a token's name, an OIDC subject, or `anonymous`"),
+        ("agent" = Option<String>, Query, description = "`agent.name`"),
+        ("action" = Option<Vec<String>>, Query, explode = true,
+            description = "An action; repeat for alternatives (at most 32)"),
+        ("resource_type" = Option<String>, Query, description = "`resource.type`"),
+        ("resource_id" = Option<String>, Query, description = "`resource.id`"),
+        ("classification" = Option<String>, Query,
+            description = "`public`, `internal`, `confidential` or `restricted`, exactly"),
+        ("compliance" = Option<String>, Query, description = "A domain `compliance` holds"),
+        ("since" = Option<String>, Query,
+            description = "RFC 3339: records whose `timestamp` is at or after it"),
+        ("until" = Option<String>, Query,
+            description = "RFC 3339: records whose `timestamp` is before it"),
+        ("cursor" = Option<u64>, Query, description = "The first index to consider (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Most records on the page (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "One page of results", body = RecordsPage),
+        (status = 400, description = "`invalid_parameter`: names the parameter", body = ErrorBody),
+        AccessErrors,
+        (status = 404, description = "`not_found`: no checkpoint yet, or the server keeps no \
+record indexes", body = ErrorBody),
+        (status = 503, description = "`index_catching_up`: the indexes have not reached the \
+latest checkpoint yet; retry", body = ErrorBody),
+        TimeoutError,
+        InternalError,
+    ),
+    security(("bearer" = ["audit"]))
+)]
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.auth.require(&headers, Role::Audit)?;
+    let (filter, cursor, limit) = parse(query.as_deref())?;
+    let index = state.record_index.clone().ok_or(NotFound::NoRecordIndex)?;
+    let published = latest(&state)?;
+    let size = published.size();
+    let ledger = state.ledger.clone();
+    let page = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let indexed = index
+            .watermark()
+            .map_err(|e| Internal::Record(e.to_string()))?;
+        if indexed < size {
+            return Err(ApiError::IndexCatchingUp { indexed, size });
+        }
+        let (candidates, more) = index
+            .candidates(&filter, cursor, size, SCAN_BUDGET)
+            .map_err(|e| Internal::Record(e.to_string()))?;
+        let mut records = Vec::new();
+        let mut next_cursor = None;
+        for &candidate in &candidates {
+            if records.len() as u64 == limit {
+                next_cursor = Some(candidate);
+                break;
+            }
+            let leaf = ledger.entry(candidate)?;
+            let Ok(record) = parse_leaf(&leaf) else {
+                continue;
+            };
+            if filter.matches(&record) {
+                let proof = ledger.inclusion_proof(candidate, size)?;
+                records.push(ProvenRecord {
+                    index: candidate,
+                    record,
+                    proof: b64(&proof),
+                });
+            }
+        }
+        if next_cursor.is_none() && more {
+            next_cursor = candidates.last().map(|last| last + 1);
+        }
+        Ok((records, next_cursor))
+    })
+    .await
+    .map_err(|source| Internal::Task {
+        what: "query",
+        source,
+    })?;
+    let (records, next_cursor) = page?;
+    metrics::counter!("veritrail_record_queries_total").increment(1);
+    Ok(Json(RecordsPage {
+        checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
+        size,
+        records,
+        next_cursor,
+    })
+    .into_response())
+}

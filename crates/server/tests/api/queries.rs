@@ -1,0 +1,328 @@
+//! `GET /v1/records?...`: every answer equals a brute-force scan of the log — for random logs
+//! (records of random fields between raw entries) and random filters, across pages with
+//! appends in between — every record is proven against its page's checkpoint, and deleting or
+//! damaging the index and restarting gives the same answers.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use veritrail_ledger::checkpoint::Checkpoint;
+use veritrail_ledger::note::Note;
+use veritrail_ledger::proof::verify_inclusion;
+use veritrail_ledger::{Hash, Ledger, leaf_hash};
+use veritrail_records::{Filter, is_record, leaf_of, parse_leaf};
+
+use crate::{APPEND_TOKEN, AUDIT_TOKEN, DEADLINE, TestServer, fast_config, token_policy};
+
+/// A small deterministic generator (xorshift64*), so a failure names its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn maybe(&mut self) -> bool {
+        self.below(3) > 0
+    }
+}
+
+const CONVERSATIONS: [&str; 3] = ["c-0", "c-1", "c-2"];
+const ACTIONS: [&str; 5] = [
+    "tool_invoked",
+    "data_accessed",
+    "prompt_changed",
+    "error",
+    "x-acme.review",
+];
+const ACTORS: [&str; 3] = ["triage", "billing", "nurse-7"];
+const AGENTS: [&str; 2] = ["triage-bot", "ledger-bot"];
+const RESOURCE_TYPES: [&str; 2] = ["patient_record", "invoice"];
+const RESOURCE_IDS: [&str; 3] = ["P-1", "P-2", "I-9"];
+const CLASSIFICATIONS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
+const DOMAINS: [&str; 3] = ["hipaa", "soc2", "gdpr"];
+const DAYS: [&str; 4] = ["01", "02", "03", "04"];
+
+fn random_event(rng: &mut Rng) -> Value {
+    let mut event = json!({
+        "timestamp": format!("2026-03-{}T1{}:00:00Z", rng.pick(&DAYS), rng.below(4)),
+        "action": rng.pick(&ACTIONS),
+        "actor": {"id": rng.pick(&ACTORS), "type": "agent"},
+    });
+    if rng.maybe() {
+        event["conversation_id"] = json!(rng.pick(&CONVERSATIONS));
+    }
+    if rng.maybe() {
+        event["agent"] = json!({"name": rng.pick(&AGENTS)});
+    }
+    if rng.maybe() {
+        event["resource"] =
+            json!({"type": rng.pick(&RESOURCE_TYPES), "id": rng.pick(&RESOURCE_IDS)});
+    }
+    if rng.maybe() {
+        event["classification"] = json!(rng.pick(&CLASSIFICATIONS));
+    }
+    let domains: Vec<&str> = DOMAINS
+        .iter()
+        .copied()
+        .filter(|_| rng.below(3) == 0)
+        .collect();
+    if !domains.is_empty() {
+        event["compliance"] = json!(domains);
+    }
+    event
+}
+
+fn random_filter(rng: &mut Rng) -> Vec<(&'static str, String)> {
+    let mut pairs = Vec::new();
+    for _ in 0..rng.below(3) + usize::from(rng.below(4) == 0) as u64 {
+        let pair = match rng.below(11) {
+            0 => ("conversation_id", rng.pick(&CONVERSATIONS).to_owned()),
+            1 => ("actor_id", rng.pick(&ACTORS).to_owned()),
+            2 => ("submitted_by", "writer".to_owned()),
+            3 => ("agent", rng.pick(&AGENTS).to_owned()),
+            4 | 5 => ("action", rng.pick(&ACTIONS).to_owned()),
+            6 => ("resource_type", rng.pick(&RESOURCE_TYPES).to_owned()),
+            7 => ("resource_id", rng.pick(&RESOURCE_IDS).to_owned()),
+            8 => ("classification", rng.pick(&CLASSIFICATIONS).to_owned()),
+            9 => ("compliance", rng.pick(&DOMAINS).to_owned()),
+            _ => (
+                if rng.below(2) == 0 { "since" } else { "until" },
+                format!("2026-03-{}T12:00:00Z", rng.pick(&DAYS)),
+            ),
+        };
+        // A filter given twice is a 400; keep the first (actions may repeat).
+        if pair.0 == "action" || !pairs.iter().any(|(n, _)| *n == pair.0) {
+            pairs.push(pair);
+        }
+    }
+    pairs
+}
+
+fn filter_of(pairs: &[(&str, String)]) -> Filter {
+    let mut filter = Filter::default();
+    for (name, value) in pairs {
+        filter.add(name, value).unwrap();
+    }
+    filter
+}
+
+/// The matching records of the first `size` entries, by reading every one.
+fn brute_force(ledger: &Ledger, filter: &Filter, size: u64) -> Vec<(u64, Value)> {
+    (0..size)
+        .filter_map(|i| {
+            let leaf = ledger.entry(i).unwrap();
+            is_record(&leaf).then(|| (i, parse_leaf(&leaf).unwrap()))
+        })
+        .filter(|(_, record)| filter.matches(record))
+        .collect()
+}
+
+async fn append_records(server: &TestServer, rng: &mut Rng, count: u64) {
+    let events: Vec<Value> = (0..count).map(|_| random_event(rng)).collect();
+    let bearer = format!("Bearer {APPEND_TOKEN}");
+    server
+        .post_with(
+            "/v1/records?wait=published",
+            "application/json",
+            &[("authorization", bearer.as_bytes())],
+            serde_json::to_vec(&events).unwrap(),
+        )
+        .await
+        .ok("append records");
+    // A raw entry between the records: never a query result.
+    let raw = server
+        .append_one(format!("raw {}", rng.next()).as_bytes())
+        .await;
+    assert_eq!(
+        raw.status,
+        StatusCode::UNAUTHORIZED,
+        "raw entries need a token"
+    );
+    let bearer = format!("Bearer {APPEND_TOKEN}");
+    server
+        .post_with(
+            "/v1/entries",
+            "application/octet-stream",
+            &[("authorization", bearer.as_bytes())],
+            format!("raw {}", rng.next()).into_bytes(),
+        )
+        .await
+        .ok("append a raw entry");
+}
+
+/// One page, retried while the indexes catch up; every proof checked.
+async fn page(server: &TestServer, pairs: &[(&str, String)], cursor: u64, limit: u64) -> Value {
+    let mut query: Vec<String> = pairs
+        .iter()
+        .map(|(n, v)| format!("{n}={}", v.replace('+', "%2B").replace(':', "%3A")))
+        .collect();
+    query.push(format!("cursor={cursor}"));
+    query.push(format!("limit={limit}"));
+    let uri = format!("/v1/records?{}", query.join("&"));
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    let deadline = Instant::now() + DEADLINE;
+    let body = loop {
+        let reply = server.get_as(&uri, Some(&auditor)).await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        break reply.ok(&uri).json();
+    };
+    let note = Note::from_bytes(body["checkpoint"].as_str().unwrap().as_bytes()).unwrap();
+    let checkpoint = Checkpoint::from_text(note.text()).unwrap();
+    assert_eq!(checkpoint.tree.size, body["size"].as_u64().unwrap());
+    for item in body["records"].as_array().unwrap() {
+        let index = item["index"].as_u64().unwrap();
+        let proof: Vec<Hash> = item["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| Hash::from_base64(h.as_str().unwrap()).unwrap())
+            .collect();
+        let leaf = leaf_of(&item["record"]).unwrap();
+        verify_inclusion(&leaf_hash(&leaf), index, &checkpoint.tree, &proof)
+            .unwrap_or_else(|e| panic!("{uri}: record {index} does not prove: {e}"));
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_results_equal_a_brute_force_scan_across_pages_and_appends() {
+    let mut cases = 0;
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+        for _ in 0..4 {
+            let count = rng.below(12) + 1;
+            append_records(&server, &mut rng, count).await;
+        }
+        for _ in 0..10 {
+            let pairs = random_filter(&mut rng);
+            let filter = filter_of(&pairs);
+            let mut got: Vec<(u64, Value)> = Vec::new();
+            let mut cursor = 0;
+            let mut last_size = 0;
+            let mut pages = 0;
+            loop {
+                let body = page(&server, &pairs, cursor, rng.below(6) + 1).await;
+                last_size = last_size.max(body["size"].as_u64().unwrap());
+                for item in body["records"].as_array().unwrap() {
+                    got.push((item["index"].as_u64().unwrap(), item["record"].clone()));
+                }
+                pages += 1;
+                // Appends between pages: later pages see a larger checkpoint.
+                if pages == 1 {
+                    append_records(&server, &mut rng, 3).await;
+                }
+                match body["next_cursor"].as_u64() {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+            let want = brute_force(&server.ledger, &filter, last_size);
+            assert_eq!(got, want, "seed {seed}, filter {pairs:?}");
+            cases += 1;
+        }
+        server.stop().await;
+    }
+    assert_eq!(cases, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_parameters_name_themselves_and_change_nothing() {
+    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    for (query, parameter) in [
+        ("colour=red", "query"),
+        ("action=dance", "action"),
+        ("classification=secret", "classification"),
+        ("since=yesterday", "since"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=01", "cursor"),
+        ("agent=a&agent=b", "agent"),
+        ("actor_id=", "actor_id"),
+    ] {
+        let reply = server
+            .get_as(&format!("/v1/records?{query}"), Some(&auditor))
+            .await;
+        let message = reply.assert_error(StatusCode::BAD_REQUEST, "invalid_parameter", query);
+        assert!(message.contains(parameter), "{query}: {message}");
+    }
+    // Queries need the audit role.
+    let writer = format!("Bearer {APPEND_TOKEN}");
+    server
+        .get_as("/v1/records", Some(&writer))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden", "an appender");
+    server.stop().await;
+}
+
+/// The records (index and record; proofs are checked by `page`, and change with the size) of
+/// the first page (up to 1,000 records) of every filter.
+async fn answers(server: &TestServer, filters: &[Vec<(&str, String)>]) -> Vec<Vec<(u64, Value)>> {
+    let mut all = Vec::new();
+    for pairs in filters {
+        let body = page(server, pairs, 0, 1000).await;
+        all.push(
+            body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r["index"].as_u64().unwrap(), r["record"].clone()))
+                .collect(),
+        );
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_damaged_index_is_rebuilt_with_the_same_answers() {
+    let mut rng = Rng(77);
+    let filters: Vec<Vec<(&str, String)>> = (0..12).map(|_| random_filter(&mut rng)).collect();
+    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    for _ in 0..5 {
+        append_records(&server, &mut rng, 10).await;
+    }
+    let before = answers(&server, &filters).await;
+    assert!(before.iter().any(|r| !r.is_empty()));
+    let index = |dir: &std::path::Path| dir.join(veritrail_server::record_index::INDEX_FILE);
+    // Deleted.
+    let server = server
+        .restart(|dir| std::fs::remove_file(index(dir)).unwrap())
+        .await;
+    assert_eq!(answers(&server, &filters).await, before, "after deletion");
+    // A damaged header.
+    let server = server
+        .restart(|dir| {
+            let mut bytes = std::fs::read(index(dir)).unwrap();
+            bytes[..64].fill(0xA5);
+            std::fs::write(index(dir), bytes).unwrap();
+        })
+        .await;
+    assert_eq!(answers(&server, &filters).await, before, "after damage");
+    // Cut in half.
+    let server = server
+        .restart(|dir| {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(index(dir))
+                .unwrap();
+            let len = file.metadata().unwrap().len();
+            file.set_len(len / 2).unwrap();
+        })
+        .await;
+    assert_eq!(answers(&server, &filters).await, before, "after truncation");
+    server.stop().await;
+}
