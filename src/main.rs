@@ -11,6 +11,7 @@
 //! - `veritrail append` appends an entry over HTTP (with `--wait`/`--receipt`, checks and
 //!   saves its receipt);
 //! - `veritrail query` selects records, each proven and checked against the query;
+//!   `veritrail audit conversation` proves a conversation complete and prints its timeline;
 //! - `veritrail get` reads an entry (with `--verify`, proven against the latest checkpoint);
 //! - `veritrail prove` proves an entry's inclusion, by index or `--leaf-hash`;
 //! - `veritrail checkpoint` prints the latest checkpoint (with `--verify`, checks it against
@@ -40,8 +41,8 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    append, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove, query,
-    record, serve, verify_evidence, verify_receipt,
+    append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove,
+    query, record, serve, verify_evidence, verify_receipt,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -92,6 +93,10 @@ enum Command {
     /// the filters before it is printed (one line per record, or --json). Needs the audit
     /// role.
     Query(Box<query::QueryArgs>),
+    /// Audit records on a running log: `audit conversation <id>` proves one conversation
+    /// complete and prints its timeline.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Read an entry from a running log.
     ///
     /// Writes its raw bytes to standard output (or --out). With --verify, proves first that
@@ -149,6 +154,7 @@ fn main() -> ExitCode {
         Command::Record(args) => record::run(&args).map(done),
         Command::Payload(args) => payload::run(&args).map(done),
         Command::Query(args) => query::run(&args).map(done),
+        Command::Audit(command) => audit::run(&command).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

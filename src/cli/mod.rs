@@ -15,6 +15,7 @@
 //! | `record`                     | [`record`]            |
 //! | `payload`                    | [`payload`]           |
 //! | `query`                      | [`query`]             |
+//! | `audit conversation`         | [`audit`]             |
 //! | `get`                        | [`get`]               |
 //! | `prove`                      | [`prove`]             |
 //! | `checkpoint`                 | [`checkpoint`]        |
@@ -23,6 +24,7 @@
 //! | `verify-evidence`            | [`verify_evidence`]   |
 
 pub(crate) mod append;
+pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod checkpoint;
 pub(crate) mod common;

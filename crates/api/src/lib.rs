@@ -45,7 +45,7 @@ pub mod response;
 
 pub use error::{ErrorBody, ErrorCode, FieldProblem};
 pub use response::{
-    AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, EntryWithProof,
-    Health, HealthStatus, InclusionProofResponse, ProvenRecord, RecordWithProof, RecordsPage,
-    RecordsResponse,
+    AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, ConversationPage,
+    EntryWithProof, Health, HealthStatus, InclusionProofResponse, ProvenRecord, RecordWithProof,
+    RecordsPage, RecordsResponse,
 };

@@ -83,6 +83,25 @@ pub struct RecordsPage {
     pub next_cursor: Option<u64>,
 }
 
+/// One page of `GET /v1/conversations/<id>`: the conversation's records in index order, each
+/// proven against the one checkpoint given, and the log's signed statement of the
+/// conversation's head at that checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConversationPage {
+    /// The signed checkpoint note every proof is for.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub size: u64,
+    /// The head statement: a note signed by the log's key naming the conversation's last
+    /// record below `size` (`veritrail_records::HeadStatement`).
+    pub head: String,
+    /// The conversation's records from the cursor on, in index order.
+    pub records: Vec<ProvenRecord>,
+    /// Where the next page starts (`cursor=`), or null after the head.
+    pub next_cursor: Option<u64>,
+}
+
 /// One stored record with its inclusion proof, as returned by `GET /v1/records/<index>`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -107,6 +107,24 @@ pub enum ClientError {
         /// What differs.
         problem: String,
     },
+    /// The records served as a conversation do not form its complete chain: one was
+    /// withheld, inserted or reordered, or the chain does not start at its first record.
+    #[error("conversation {conversation:?} is not complete: {reason}")]
+    ConversationIncomplete {
+        /// The conversation.
+        conversation: String,
+        /// Where the chain breaks.
+        reason: Box<veritrail_records::ChainError>,
+    },
+    /// The log's signed head statement does not name the last record served for the
+    /// conversation at the same checkpoint (a stale or withheld head), or does not verify.
+    #[error("conversation {conversation:?}: {reason}")]
+    HeadMismatch {
+        /// The conversation.
+        conversation: String,
+        /// What is wrong with the statement.
+        reason: Box<veritrail_records::HeadError>,
+    },
     /// The server answered for another index or size than the one asked.
     #[error("asked for {what} {asked}, the server answered for {got}")]
     WrongAnswer {
@@ -189,6 +207,8 @@ impl ClientError {
             | ClientError::ImplausibleTreeSize { .. }
             | ClientError::EntryMismatch { .. }
             | ClientError::RecordMismatch { .. }
+            | ClientError::ConversationIncomplete { .. }
+            | ClientError::HeadMismatch { .. }
             | ClientError::WrongAnswer { .. }
             | ClientError::TileRootMismatch { .. }
             | ClientError::TileMismatch { .. }

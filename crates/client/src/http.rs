@@ -531,6 +531,39 @@ impl LogClient {
         Ok(page)
     }
 
+    /// One page of a conversation (`GET /v1/conversations/{id}`, role `audit`), as served.
+    /// Not yet verified: [`crate::records::verified_conversation`] checks it.
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn conversation_page(
+        &self,
+        id: &str,
+        cursor: u64,
+    ) -> Result<veritrail_api::ConversationPage, ClientError> {
+        let mut url = self.transport.url_for("v1/conversations/")?;
+        let shown = url.to_string();
+        url.path_segments_mut()
+            .map_err(|()| ClientError::InvalidUrl {
+                url: shown,
+                reason: "cannot be a base".into(),
+            })?
+            .pop_if_empty()
+            .push(id);
+        url.query_pairs_mut()
+            .append_pair("cursor", &cursor.to_string())
+            .append_pair("limit", "1000");
+        let base = self.transport.url_for("")?;
+        let path = url
+            .as_str()
+            .strip_prefix(base.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let (page, _): (veritrail_api::ConversationPage, _) =
+            self.transport.get_json(&path).await?;
+        Ok(page)
+    }
+
     /// A record's payload with its opening key, as served
     /// (`GET /v1/records/{index}/payloads/{name}`, role `audit`). Not yet verified.
     ///

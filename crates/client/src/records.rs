@@ -201,3 +201,170 @@ pub async fn verified_query(
         }
     }
 }
+
+/// A conversation proven complete at one checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifiedConversation {
+    /// Its records, first to last, each proven in the log.
+    pub records: Vec<VerifiedRecord>,
+    /// Its chain: the indices and whether it is closed.
+    pub chain: Option<veritrail_records::Chain>,
+    /// The log's signed statement of its head at that checkpoint.
+    pub head: veritrail_records::HeadStatement,
+    /// The statement's note bytes: with a later record of the conversation and its proof,
+    /// evidence that the log lied ([`veritrail_records::head::refutes`]).
+    pub head_note: Vec<u8>,
+}
+
+/// Fetches a conversation and proves it complete at one checkpoint signed by `log_key`:
+/// every record is proven in the log and belongs to the conversation, the records form one
+/// chain from the conversation's first record ([`veritrail_records::verify_chain`]), and the
+/// log's signed head statement names the chain's last record at that same checkpoint.
+/// If the log grows between pages, the conversation is fetched again (at most 3 times).
+///
+/// # Errors
+/// [`ClientError::ConversationIncomplete`] (a record withheld, inserted or reordered),
+/// [`ClientError::HeadMismatch`] (a stale or lying head), [`ClientError::RecordMismatch`];
+/// transport and API errors.
+pub async fn verified_conversation(
+    client: &LogClient,
+    conversation: &str,
+    log_key: &NoteVerifier,
+    origin: Option<&str>,
+) -> Result<VerifiedConversation, ClientError> {
+    let mut attempts = 0;
+    'fetch: loop {
+        attempts += 1;
+        let mut pages = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = client.conversation_page(conversation, cursor).await?;
+            if pages
+                .first()
+                .is_some_and(|p: &veritrail_api::ConversationPage| p.size != page.size)
+            {
+                if attempts < 3 {
+                    continue 'fetch;
+                }
+                return Err(ClientError::WrongAnswer {
+                    what: "tree size",
+                    asked: pages.first().map_or(0, |p| p.size),
+                    got: page.size,
+                });
+            }
+            let next = page.next_cursor;
+            pages.push(page);
+            match next {
+                Some(next) if next > cursor => cursor = next,
+                Some(next) => {
+                    return Err(ClientError::RecordMismatch {
+                        index: next,
+                        problem: format!("a next cursor that does not advance from {cursor}"),
+                    });
+                }
+                None => break,
+            }
+        }
+        return check_conversation(conversation, &pages, log_key, origin);
+    }
+}
+
+fn check_conversation(
+    conversation: &str,
+    pages: &[veritrail_api::ConversationPage],
+    log_key: &NoteVerifier,
+    origin: Option<&str>,
+) -> Result<VerifiedConversation, ClientError> {
+    let head_error = |reason| ClientError::HeadMismatch {
+        conversation: conversation.to_owned(),
+        reason: Box::new(reason),
+    };
+    let mut records: Vec<VerifiedRecord> = Vec::new();
+    let mut checkpoint = None;
+    for page in pages {
+        for item in &page.records {
+            let index = item.index;
+            let mismatch = |problem: String| ClientError::RecordMismatch { index, problem };
+            if item.record.get("conversation_id").and_then(|c| c.as_str()) != Some(conversation) {
+                return Err(mismatch(format!("is not a record of {conversation:?}")));
+            }
+            let leaf =
+                veritrail_records::leaf_of(&item.record).map_err(|e| mismatch(e.to_string()))?;
+            let proof = item
+                .proof
+                .iter()
+                .map(|h| Hash::from_base64(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| mismatch(format!("proof: {e}")))?;
+            let note = Note::from_bytes(page.checkpoint.as_bytes())
+                .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
+            let receipt = Receipt {
+                extra: None,
+                index,
+                proof,
+                checkpoint: note,
+            };
+            let (_, proven) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
+                .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
+            checkpoint = Some(proven.clone());
+            records.push(VerifiedRecord {
+                index,
+                record: item.record.clone(),
+                leaf,
+                checkpoint: proven,
+            });
+        }
+    }
+    let last_page = pages.last().ok_or_else(|| ClientError::RecordMismatch {
+        index: 0,
+        problem: "no page".into(),
+    })?;
+    let checkpoint = match checkpoint {
+        Some(c) => c,
+        None => {
+            let note = Note::from_bytes(last_page.checkpoint.as_bytes()).map_err(|e| {
+                ClientError::RecordMismatch {
+                    index: 0,
+                    problem: format!("checkpoint: {e}"),
+                }
+            })?;
+            veritrail_ledger::checkpoint::Checkpoint::verify_note(
+                &note,
+                origin.unwrap_or(log_key.name().as_str()),
+                log_key,
+            )
+            .map_err(|e| ClientError::RecordMismatch {
+                index: 0,
+                problem: format!("checkpoint: {e}"),
+            })?
+        }
+    };
+    let chain = if records.is_empty() {
+        None
+    } else {
+        let links: Vec<(u64, &[u8])> = records
+            .iter()
+            .map(|r| (r.index, r.leaf.as_slice()))
+            .collect();
+        Some(veritrail_records::verify_chain(&links).map_err(|reason| {
+            ClientError::ConversationIncomplete {
+                conversation: conversation.to_owned(),
+                reason: Box::new(reason),
+            }
+        })?)
+    };
+    let head = veritrail_records::HeadStatement::verify(last_page.head.as_bytes(), log_key)
+        .map_err(head_error)?;
+    let last = records.last().map(|r| veritrail_records::Prev {
+        index: r.index,
+        leaf_hash: veritrail_ledger::leaf_hash(&r.leaf),
+    });
+    head.check(conversation, &checkpoint, last.as_ref())
+        .map_err(head_error)?;
+    Ok(VerifiedConversation {
+        records,
+        chain,
+        head,
+        head_note: last_page.head.as_bytes().to_vec(),
+    })
+}

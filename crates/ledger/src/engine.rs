@@ -641,6 +641,30 @@ impl Ledger {
         Ok(entry.to_vec())
     }
 
+    /// Signs `text` with the log's key as a note: a statement about the log (such as a
+    /// conversation's head at a checkpoint) that a client verifies with the same key it pins
+    /// for checkpoints. Nothing is stored.
+    ///
+    /// A statement can never be taken for a checkpoint: a text whose first line is the log's
+    /// origin (a checkpoint's first line) is refused.
+    ///
+    /// # Errors
+    /// [`Error::Statement`] for such a text or one that is not a valid note text.
+    pub fn sign_statement(&self, text: &str) -> Result<Vec<u8>, Error> {
+        if text.lines().next() == Some(self.origin.as_str()) {
+            return Err(Error::Statement {
+                reason: "its first line is the log's origin, as a checkpoint's is".into(),
+            });
+        }
+        let refused = |e: crate::note::NoteError| Error::Statement {
+            reason: e.to_string(),
+        };
+        let mut note = crate::note::Note::new(text).map_err(refused)?;
+        note.add_signature(self.signer.sign(note.text()))
+            .map_err(refused)?;
+        Ok(note.to_bytes())
+    }
+
     /// Signs and durably stores a checkpoint of the committed tree, recording the current
     /// time as its signing time (see [`Ledger::sign_checkpoint_at`]).
     ///

@@ -148,6 +148,13 @@ pub enum Error {
         /// The format recorded in the store.
         found: String,
     },
+    /// A statement to sign with the log's key could pose as a checkpoint (its first line is
+    /// the origin) or is not a valid note text; nothing was signed.
+    #[error("refusing to sign a statement: {reason}")]
+    Statement {
+        /// Why.
+        reason: String,
+    },
     /// A store backend name is unknown or was not compiled in.
     #[error("unknown or disabled store backend {name:?} (expected \"redb\" or \"sled\")")]
     UnknownBackend {

@@ -52,6 +52,7 @@
 pub mod chain;
 pub mod classify;
 pub mod event;
+pub mod head;
 pub mod jcs;
 pub mod payload;
 pub mod query;
@@ -64,6 +65,7 @@ pub use classify::{Registry, RegistryError};
 pub use event::{
     Action, Actor, ActorType, Agent, AuditEvent, Classification, Domain, GenAi, Resource, Trace,
 };
+pub use head::{HeadError, HeadStatement};
 pub use payload::{Payload, PayloadRef};
 pub use query::Filter;
 pub use record::{

@@ -230,7 +230,7 @@ impl RecordIndex {
             .map_or(0, |v| v.value()))
     }
 
-    /// Indexes the log's entries from the watermark up to at most [`BATCH`] more, in one
+    /// Indexes the log's entries from the watermark up to at most 2,048 more, in one
     /// transaction with the new watermark. Returns how many entries it read.
     ///
     /// # Errors
@@ -369,6 +369,38 @@ impl RecordIndex {
             more = true;
         }
         Ok((found, more))
+    }
+}
+
+impl RecordIndex {
+    /// The last record of `conversation` below `size`, if any.
+    ///
+    /// # Errors
+    /// [`IndexError::Database`].
+    pub fn conversation_head(
+        &self,
+        conversation: &str,
+        size: u64,
+    ) -> Result<Option<u64>, IndexError> {
+        let err = db_error(&self.path);
+        let txn = self.db.begin_read().map_err(|e| err(&e))?;
+        let table = txn.open_table(POSTINGS).map_err(|e| err(&e))?;
+        let start = key(Field::Conversation, conversation.as_bytes(), 0);
+        let end = key(Field::Conversation, conversation.as_bytes(), size);
+        let last = table
+            .range(start.as_slice()..end.as_slice())
+            .map_err(|e| err(&e))?
+            .next_back()
+            .transpose()
+            .map_err(|e| err(&e))?;
+        Ok(last.and_then(|(k, _)| {
+            let k = k.value();
+            k.len()
+                .checked_sub(8)
+                .and_then(|at| k.get(at..))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+        }))
     }
 }
 

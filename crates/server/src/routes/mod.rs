@@ -40,6 +40,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     [
         routes!(append::append),
         routes!(records::append_records, queries::query),
+        routes!(queries::conversation),
         routes!(records::record),
         routes!(records::event_schema),
         routes!(records::payload),

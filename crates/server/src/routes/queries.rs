@@ -1,20 +1,22 @@
 //! `GET /v1/records?...`: record queries answered from the record indexes, every record with
-//! an inclusion proof for one signed checkpoint.
+//! an inclusion proof for one signed checkpoint; `GET /v1/conversations/<id>`: one
+//! conversation's chain, with the log's signed statement of its head.
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use veritrail_api::{ErrorBody, ProvenRecord, RecordsPage};
+use veritrail_api::{ConversationPage, ErrorBody, ProvenRecord, RecordsPage};
 use veritrail_records::query::FILTER_PARAMETERS;
-use veritrail_records::{Filter, parse_leaf};
+use veritrail_records::{Filter, HeadStatement, Prev, parse_leaf};
 
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Internal, NotFound};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError};
-use crate::query::{parse_u64, percent_decode};
-use crate::record_index::SCAN_BUDGET;
+use crate::query::{Params, parse_u64, path_text, percent_decode};
+use crate::record_index::{RecordIndex, SCAN_BUDGET};
 use crate::routes::ledger::{b64, latest};
 
 /// Records on one page by default.
@@ -75,6 +77,51 @@ fn parse(raw: Option<&str>) -> Result<(Filter, u64, u64), ApiError> {
     Ok((filter, cursor.unwrap_or(0), limit))
 }
 
+/// One page: the records matching `filter` from `cursor` on, below `size`, at most `limit`,
+/// each with its inclusion proof for `size`, and the next cursor.
+fn collect(
+    ledger: &veritrail_ledger::Ledger,
+    index: &RecordIndex,
+    filter: &Filter,
+    cursor: u64,
+    limit: u64,
+    size: u64,
+) -> Result<(Vec<ProvenRecord>, Option<u64>), ApiError> {
+    let indexed = index
+        .watermark()
+        .map_err(|e| Internal::Record(e.to_string()))?;
+    if indexed < size {
+        return Err(ApiError::IndexCatchingUp { indexed, size });
+    }
+    let (candidates, more) = index
+        .candidates(filter, cursor, size, SCAN_BUDGET)
+        .map_err(|e| Internal::Record(e.to_string()))?;
+    let mut records = Vec::new();
+    let mut next_cursor = None;
+    for &candidate in &candidates {
+        if records.len() as u64 == limit {
+            next_cursor = Some(candidate);
+            break;
+        }
+        let leaf = ledger.entry(candidate)?;
+        let Ok(record) = parse_leaf(&leaf) else {
+            continue;
+        };
+        if filter.matches(&record) {
+            let proof = ledger.inclusion_proof(candidate, size)?;
+            records.push(ProvenRecord {
+                index: candidate,
+                record,
+                proof: b64(&proof),
+            });
+        }
+    }
+    if next_cursor.is_none() && more {
+        next_cursor = candidates.last().map(|last| last + 1);
+    }
+    Ok((records, next_cursor))
+}
+
 /// `GET /v1/records`
 #[utoipa::path(
     get,
@@ -133,51 +180,116 @@ pub(crate) async fn query(
     let published = latest(&state)?;
     let size = published.size();
     let ledger = state.ledger.clone();
-    let page = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let indexed = index
-            .watermark()
-            .map_err(|e| Internal::Record(e.to_string()))?;
-        if indexed < size {
-            return Err(ApiError::IndexCatchingUp { indexed, size });
-        }
-        let (candidates, more) = index
-            .candidates(&filter, cursor, size, SCAN_BUDGET)
-            .map_err(|e| Internal::Record(e.to_string()))?;
-        let mut records = Vec::new();
-        let mut next_cursor = None;
-        for &candidate in &candidates {
-            if records.len() as u64 == limit {
-                next_cursor = Some(candidate);
-                break;
-            }
-            let leaf = ledger.entry(candidate)?;
-            let Ok(record) = parse_leaf(&leaf) else {
-                continue;
-            };
-            if filter.matches(&record) {
-                let proof = ledger.inclusion_proof(candidate, size)?;
-                records.push(ProvenRecord {
-                    index: candidate,
-                    record,
-                    proof: b64(&proof),
-                });
-            }
-        }
-        if next_cursor.is_none() && more {
-            next_cursor = candidates.last().map(|last| last + 1);
-        }
-        Ok((records, next_cursor))
-    })
-    .await
-    .map_err(|source| Internal::Task {
-        what: "query",
-        source,
-    })?;
+    let page =
+        tokio::task::spawn_blocking(move || collect(&ledger, &index, &filter, cursor, limit, size))
+            .await
+            .map_err(|source| Internal::Task {
+                what: "query",
+                source,
+            })?;
     let (records, next_cursor) = page?;
     metrics::counter!("veritrail_record_queries_total").increment(1);
     Ok(Json(RecordsPage {
         checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
         size,
+        records,
+        next_cursor,
+    })
+    .into_response())
+}
+
+/// `GET /v1/conversations/{id}`
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}",
+    tag = "records",
+    summary = "A conversation's records with proofs, and its signed head",
+    description = "The records of one conversation in index order from `cursor` on, below the \
+latest signed checkpoint's size, each with an inclusion proof for that checkpoint, and `head`: a \
+note signed by the log's key naming the conversation's last record at that checkpoint \
+(`veritrail_records::HeadStatement`). A client proves every record, checks that the `prev` links \
+form one chain from the first record, and that the statement names the chain's last record at the \
+same checkpoint: then nothing was left out, and a later record would refute the signed statement. \
+Role: `audit`.",
+    params(
+        ("id" = String, Path, description = "The conversation id", example = "c-42"),
+        ("cursor" = Option<u64>, Query, description = "The first index to consider (default 0)"),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000,
+            description = "Most records on the page (default 100)"),
+    ),
+    responses(
+        (status = 200, description = "One page of the conversation", body = ConversationPage),
+        (status = 400, description = "`invalid_parameter`", body = ErrorBody),
+        AccessErrors,
+        (status = 404, description = "`not_found`: no checkpoint yet, or the server keeps no \
+record indexes", body = ErrorBody),
+        (status = 503, description = "`index_catching_up`: retry", body = ErrorBody),
+        TimeoutError,
+        InternalError,
+    ),
+    security(("bearer" = ["audit"]))
+)]
+pub(crate) async fn conversation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.auth.require(&headers, Role::Audit)?;
+    let id = path_text("id", id)?;
+    if id.is_empty() || id.len() > veritrail_records::query::MAX_FILTER_VALUE {
+        return Err(ApiError::param("id", "give 1 to 256 bytes"));
+    }
+    let params = Params::parse(query.as_deref(), &["cursor", "limit"])?;
+    let cursor = params.u64("cursor")?.unwrap_or(0);
+    let limit = params.u64("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::param(
+            "limit",
+            format!("between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let index = state.record_index.clone().ok_or(NotFound::NoRecordIndex)?;
+    let published = latest(&state)?;
+    let tree = published.checkpoint.checkpoint.tree;
+    let ledger = state.ledger.clone();
+    let conversation = id.clone();
+    let page = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let filter = Filter {
+            conversation_id: Some(conversation.clone()),
+            ..Filter::default()
+        };
+        let (records, next_cursor) = collect(&ledger, &index, &filter, cursor, limit, tree.size)?;
+        let head = index
+            .conversation_head(&conversation, tree.size)
+            .map_err(|e| Internal::Record(e.to_string()))?
+            .map(|at| -> Result<Prev, ApiError> {
+                Ok(Prev {
+                    index: at,
+                    leaf_hash: veritrail_ledger::leaf_hash(&ledger.entry(at)?),
+                })
+            })
+            .transpose()?;
+        let statement = HeadStatement {
+            origin: ledger.origin().to_owned(),
+            size: tree.size,
+            root: tree.root,
+            conversation,
+            head,
+        };
+        let signed = ledger.sign_statement(&statement.to_text())?;
+        Ok((records, next_cursor, signed))
+    })
+    .await
+    .map_err(|source| Internal::Task {
+        what: "conversation",
+        source,
+    })?;
+    let (records, next_cursor, signed) = page?;
+    Ok(Json(ConversationPage {
+        checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
+        size: tree.size,
+        head: String::from_utf8_lossy(&signed).into_owned(),
         records,
         next_cursor,
     })
