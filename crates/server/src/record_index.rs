@@ -185,6 +185,18 @@ impl RecordIndex {
 
     fn try_open(path: &Path, size: u64) -> Result<RecordIndex, IndexError> {
         let err = db_error(path);
+        // Owner-only like every file of the data directory: created empty with mode 0600
+        // first, which redb then initialises in place.
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(&e))?;
+        }
         let db = redb::Database::create(path).map_err(|e| err(&e))?;
         let index = RecordIndex {
             db,
