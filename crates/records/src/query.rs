@@ -54,7 +54,7 @@ pub const FILTER_PARAMETERS: [&str; 11] = [
     "until",
 ];
 
-/// Longest filter value accepted, in bytes.
+/// Longest filter value accepted, in characters (as record fields are).
 pub const MAX_FILTER_VALUE: usize = 256;
 
 /// A parameter that does not make a filter: its name and what is wrong.
@@ -69,7 +69,9 @@ pub struct BadFilter {
 
 /// Unix nanoseconds of an RFC 3339 time.
 pub fn unix_nanos(text: &str) -> Option<i128> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    // RFC 3339 allows a lower-case `t` and `z`.
+    let text = text.to_ascii_uppercase();
+    time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(time::OffsetDateTime::unix_timestamp_nanos)
 }
@@ -93,8 +95,11 @@ impl Filter {
                 ),
             })?;
         let bad = |problem: String| BadFilter { parameter, problem };
-        if value.is_empty() || value.len() > MAX_FILTER_VALUE {
-            return Err(bad(format!("give 1 to {MAX_FILTER_VALUE} bytes")));
+        if value.is_empty() || value.chars().count() > MAX_FILTER_VALUE {
+            return Err(bad(format!("give 1 to {MAX_FILTER_VALUE} characters")));
+        }
+        if value.chars().any(|c| c.is_control()) {
+            return Err(bad("control characters cannot match any record".into()));
         }
         let once = |slot: &mut Option<String>| {
             if slot.is_some() {

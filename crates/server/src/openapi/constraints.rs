@@ -91,8 +91,13 @@ fn every_parameter_states_its_range_or_form_and_an_example() {
                     }
                 }
                 Some("string") => {
-                    if schema["pattern"].as_str().is_none() && schema["enum"].as_array().is_none() {
-                        failures.push(format!("{at}: a string without pattern or enum"));
+                    if schema["pattern"].as_str().is_none()
+                        && schema["enum"].as_array().is_none()
+                        && schema["format"].as_str() != Some("date-time")
+                    {
+                        failures.push(format!(
+                            "{at}: a string without pattern, enum or date-time format"
+                        ));
                     }
                 }
                 _ => failures.push(format!("{at}: type {} (nullable?)", schema["type"])),
@@ -167,9 +172,10 @@ fn lengths_and_values_are_the_limits() {
 fn needed_role(method: &str, path: &str) -> Option<Role> {
     match (method, path) {
         ("post", "/v1/entries") | ("post", "/v1/records") => Some(Role::Append),
-        ("get", "/v1/records/{index}") | ("get", "/v1/records/{index}/payloads/{name}") => {
-            Some(Role::Audit)
-        }
+        ("get", "/v1/records/{index}")
+        | ("get", "/v1/records/{index}/payloads/{name}")
+        | ("get", "/v1/records")
+        | ("get", "/v1/conversations/{id}") => Some(Role::Audit),
         ("post", "/v1/admin/erase") => Some(Role::Admin),
         ("get", "/v1/entries/{index}")
         | ("get", "/tile/entries/{path}")
