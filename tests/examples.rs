@@ -41,9 +41,10 @@ fn the_healthcare_agent_example_passes_its_own_audit() {
         "scrubbed=[\"email\",\"mrn\"] payloads=prompt",
         "payload \"prompt\" opens its commitment",
         "the chain of triage-2026-03-01-0042 is complete and closed",
-        "410 the payload was erased by the erasure record at index 6",
-        "is consistent with checkpoint 6 from before the erasure",
-        "monitor: replayed 7 entries; the rebuilt tree matches checkpoint 7",
+        "410 the payload was erased by the erasure record at index ",
+        "from before the erasure (Grew",
+        "monitor: replayed ",
+        "auditor read the audit trail ",
         "all checks passed",
     ] {
         assert!(

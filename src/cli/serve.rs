@@ -105,6 +105,11 @@ pub(crate) struct ServeArgs {
     /// the token file.
     #[arg(long)]
     classification: Option<PathBuf>,
+    /// Do not append a `data_accessed` record for each read of records, payloads, queries
+    /// and conversations (HIPAA and SOC 2 expect these reads recorded; off only for tests
+    /// and benchmarks).
+    #[arg(long)]
+    no_audit_reads: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -275,6 +280,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             mrn_pattern: args.mrn_pattern.clone(),
             classification: args.classification.clone(),
             index_dir: Some(args.data.data.clone()),
+            audit_reads: !args.no_audit_reads,
         },
         public_read: args.public_read,
         no_auth: args.no_auth,

@@ -261,6 +261,9 @@ pub struct RecordsConfig {
     /// The data directory holding the record indexes (`record-index.redb`) for
     /// `GET /v1/records`; `None`: no indexes, and queries answer 404.
     pub index_dir: Option<PathBuf>,
+    /// Whether every read of records, payloads, queries and conversations appends a
+    /// `data_accessed` record naming the reader (default: yes).
+    pub audit_reads: bool,
 }
 
 impl Default for RecordsConfig {
@@ -271,6 +274,7 @@ impl Default for RecordsConfig {
             mrn_pattern: veritrail_records::scrub::DEFAULT_MRN_PATTERN.to_owned(),
             classification: None,
             index_dir: None,
+            audit_reads: true,
         }
     }
 }

@@ -38,6 +38,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 pub mod auth;
 mod body;
 mod chains;

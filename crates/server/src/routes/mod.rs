@@ -26,6 +26,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(crate) use operations::OpenApiJson;
+pub(crate) use records::submitter;
 pub use veritrail_api::media::BATCH_CONTENT_TYPE;
 pub use veritrail_api::{
     AppendedEntry, ConsistencyProofResponse, EntryWithProof, Health, InclusionProofResponse,

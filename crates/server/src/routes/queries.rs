@@ -12,6 +12,7 @@ use veritrail_records::query::FILTER_PARAMETERS;
 use veritrail_records::{Filter, HeadStatement, Prev, parse_leaf};
 
 use crate::AppState;
+use crate::access::record_read;
 use crate::auth::Role;
 use crate::error::{ApiError, Internal, NotFound};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError};
@@ -187,6 +188,7 @@ pub(crate) async fn query(
 ) -> Result<Response, ApiError> {
     state.auth.require(&headers, Role::Audit)?;
     let (filter, cursor, limit) = parse(query.as_deref())?;
+    let shown = filter.to_pairs();
     let index = state.record_index.clone().ok_or(NotFound::NoRecordIndex)?;
     let published = latest(&state)?;
     let size = published.size();
@@ -200,6 +202,23 @@ pub(crate) async fn query(
             })?;
     let (records, next_cursor) = page?;
     metrics::counter!("veritrail_record_queries_total").increment(1);
+    let mut read = serde_json::Map::new();
+    let query: serde_json::Map<String, serde_json::Value> = shown
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+        .collect();
+    read.insert("query".into(), serde_json::Value::Object(query));
+    read.insert("cursor".into(), cursor.into());
+    read.insert(
+        "indices".into(),
+        records.iter().map(|r| r.index).collect::<Vec<_>>().into(),
+    );
+    record_read(
+        &state,
+        state.auth.caller(&headers)?,
+        "GET /v1/records",
+        read,
+    );
     Ok(Json(RecordsPage {
         checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
         size,
@@ -299,6 +318,22 @@ pub(crate) async fn conversation(
         source,
     })?;
     let (records, next_cursor, signed) = page?;
+    let mut read = serde_json::Map::new();
+    read.insert(
+        "conversation_id".into(),
+        serde_json::Value::String(id.clone()),
+    );
+    read.insert("cursor".into(), cursor.into());
+    read.insert(
+        "indices".into(),
+        records.iter().map(|r| r.index).collect::<Vec<_>>().into(),
+    );
+    record_read(
+        &state,
+        state.auth.caller(&headers)?,
+        "GET /v1/conversations/{id}",
+        read,
+    );
     Ok(Json(ConversationPage {
         checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
         size: tree.size,

@@ -18,6 +18,7 @@ use veritrail_records::{
 use crate::payloads::{self, Filing};
 
 use crate::AppState;
+use crate::access::{record_read, server_record};
 use crate::auth::{Caller, Principal, Role};
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError, WaitFor};
@@ -341,6 +342,14 @@ pub(crate) async fn record(
     })
     .await?;
     let record = parse_leaf(&leaf).map_err(|_| NotFound::NotARecord { index })?;
+    let mut read = serde_json::Map::new();
+    read.insert("index".into(), index.into());
+    record_read(
+        &state,
+        state.auth.caller(&headers)?,
+        "GET /v1/records/{index}",
+        read,
+    );
     Ok(Json(RecordWithProof {
         index,
         record,
@@ -456,6 +465,15 @@ pub(crate) async fn payload(
         .map_err(Internal::Payload)?;
     match found {
         payloads::Lookup::Found(opened) => {
+            let mut read = serde_json::Map::new();
+            read.insert("index".into(), index.into());
+            read.insert("payload".into(), serde_json::Value::String(name.clone()));
+            record_read(
+                &state,
+                state.auth.caller(&headers)?,
+                "GET /v1/records/{index}/payloads/{name}",
+                read,
+            );
             let b64 =
                 |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b);
             Ok(Json(PayloadAnswer {
@@ -657,42 +675,19 @@ pub(crate) async fn erase(
         })?
         .map_err(|e| ApiError::store_failure(e.is_no_space()))?;
     // First the record of the erasure, durable; then the destruction.
-    let mut event = veritrail_records::AuditEvent::new(
-        time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| Internal::Record(e.to_string()))?,
-        veritrail_records::Action::Custom("x-veritrail.erasure".into()),
-        veritrail_records::Actor {
-            id: caller
-                .as_ref()
-                .map_or_else(|| "anonymous".into(), |c| c.principal.to_string()),
-            kind: veritrail_records::ActorType::Admin,
-        },
-    );
     let mut details = serde_json::Map::new();
     details.insert("target".into(), target);
     details.insert("reason".into(), serde_json::Value::String(reason));
     details.insert("records_affected".into(), affected.records.len().into());
     details.insert("keys_destroyed".into(), affected.keys.len().into());
-    event.details = Some(details);
-    let scrubbed = scrub_event(
-        &state.scrubber,
-        &mut event,
-        veritrail_records::ScrubMode::Redact,
-    )
-    .unwrap_or_default();
-    let submitted_by = submitter(caller);
-    let mut nonce = [0u8; NONCE_BYTES];
-    getrandom::fill(&mut nonce).map_err(Internal::Random)?;
-    let record = Unchained::with(
-        event,
-        &submitted_by,
-        time::OffsetDateTime::now_utc(),
-        nonce,
-        &scrubbed,
-        &std::collections::BTreeMap::new(),
-    )
-    .map_err(|e| Internal::Record(e.to_string()))?;
+    let record = server_record(
+        &state,
+        veritrail_records::Action::Custom("x-veritrail.erasure".into()),
+        caller,
+        veritrail_records::ActorType::Admin,
+        None,
+        details,
+    )?;
     let committed = state
         .sequencer
         .submit_records(vec![record], None)?
@@ -719,7 +714,7 @@ pub(crate) async fn erase(
 
 /// The `submitted_by` of a record posted by `caller`: the authenticated principal, never the
 /// client's own claim.
-fn submitter(caller: Option<Caller>) -> SubmittedBy {
+pub(crate) fn submitter(caller: Option<Caller>) -> SubmittedBy {
     match caller.map(|c| c.principal) {
         Some(Principal::Token { name }) => SubmittedBy::Token { name },
         Some(Principal::Oidc { issuer, subject }) => SubmittedBy::Oidc { issuer, subject },

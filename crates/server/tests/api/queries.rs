@@ -291,7 +291,10 @@ async fn answers(server: &TestServer, filters: &[Vec<(&str, String)>]) -> Vec<Ve
 async fn a_deleted_or_damaged_index_is_rebuilt_with_the_same_answers() {
     let mut rng = Rng(77);
     let filters: Vec<Vec<(&str, String)>> = (0..12).map(|_| random_filter(&mut rng)).collect();
-    let server = TestServer::start(token_policy(false), fast_config(), 0).await;
+    // Without read auditing: the answers before and after must be of the same log.
+    let mut config = fast_config();
+    config.records.audit_reads = false;
+    let server = TestServer::start(token_policy(false), config, 0).await;
     for _ in 0..5 {
         append_records(&server, &mut rng, 10).await;
     }
@@ -324,5 +327,102 @@ async fn a_deleted_or_damaged_index_is_rebuilt_with_the_same_answers() {
         })
         .await;
     assert_eq!(answers(&server, &filters).await, before, "after truncation");
+    server.stop().await;
+}
+
+/// Waits until the log holds at least `size` entries; then a moment more, so that an extra
+/// record would show.
+async fn settle(server: &TestServer, size: u64) {
+    let deadline = Instant::now() + DEADLINE;
+    while server.tree().size < size {
+        assert!(
+            Instant::now() < deadline,
+            "the log did not reach {size} entries"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_appends_exactly_one_access_record_naming_the_reader() {
+    let payloads = tempfile::tempdir().unwrap();
+    let mut config = fast_config();
+    config.records.payload_dir = Some(payloads.path().to_owned());
+    let server = TestServer::start(token_policy(false), config, 0).await;
+    let mut rng = Rng(5);
+    append_records(&server, &mut rng, 4).await;
+    let bearer = format!("Bearer {APPEND_TOKEN}");
+    let with_payload = json!({
+        "timestamp": "2026-03-01T12:00:00Z", "action": "user_message_received",
+        "actor": {"id": "u", "type": "user"}, "conversation_id": "c-0",
+        "payloads": {"prompt": {"media_type": "text/plain", "text": "private"}}
+    });
+    let appended = server
+        .post_with(
+            "/v1/records?wait=published",
+            "application/json",
+            &[("authorization", bearer.as_bytes())],
+            serde_json::to_vec(&with_payload).unwrap(),
+        )
+        .await
+        .ok("a record with a payload")
+        .json();
+    let payload_index = appended["records"][0]["index"].as_u64().unwrap();
+    let auditor = format!("Bearer {AUDIT_TOKEN}");
+    let reads = [
+        (
+            format!("/v1/records/{payload_index}"),
+            "GET /v1/records/{index}",
+        ),
+        (
+            format!("/v1/records/{payload_index}/payloads/prompt"),
+            "GET /v1/records/{index}/payloads/{name}",
+        ),
+        ("/v1/records?action=error".to_owned(), "GET /v1/records"),
+        (
+            "/v1/conversations/c-0".to_owned(),
+            "GET /v1/conversations/{id}",
+        ),
+    ];
+    for (uri, operation) in reads {
+        let before = server.tree().size;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let reply = server.get_as(&uri, Some(&auditor)).await;
+            if reply.status == StatusCode::SERVICE_UNAVAILABLE && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            reply.ok(&uri);
+            break;
+        }
+        settle(&server, before + 1).await;
+        assert_eq!(server.tree().size, before + 1, "{uri}: one access record");
+        let leaf = server.ledger.entry(before).unwrap();
+        let record = parse_leaf(&leaf).unwrap();
+        assert_eq!(record["action"], "data_accessed", "{uri}");
+        assert_eq!(record["actor"]["id"], "auditor", "{uri}");
+        assert_eq!(
+            record["submitted_by"],
+            json!({"type": "token", "name": "auditor"})
+        );
+        assert_eq!(record["resource"]["type"], "audit_log");
+        assert_eq!(record["details"]["operation"], operation);
+        assert!(
+            !leaf.windows(7).any(|w| w == b"private"),
+            "{uri}: no result in it"
+        );
+    }
+    // A refused read is not recorded; the public checkpoint is not either.
+    let before = server.tree().size;
+    let writer = format!("Bearer {APPEND_TOKEN}");
+    server
+        .get_as("/v1/records/0", Some(&writer))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden", "an appender");
+    server.get("/checkpoint").await.ok("checkpoint");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(server.tree().size, before);
     server.stop().await;
 }

@@ -457,6 +457,9 @@ async fn payloads_stay_off_the_tree_open_against_the_proven_leaf_and_erasure_kee
     let payload_dir = tempfile::tempdir().unwrap();
     let mut config = fast_config();
     config.records.payload_dir = Some(payload_dir.path().to_owned());
+    // The indices below are the test's own appends: reads are not audited here (that is
+    // `queries::every_read_appends_exactly_one_access_record_naming_the_reader`).
+    config.records.audit_reads = false;
     let server = TestServer::start(token_policy(false), config, 0).await;
     let secret = "Do my results show HIV? My SSN is 123-45-6789.";
     let mut with_payload = event("c-1", "user_message_received", 0);
