@@ -41,8 +41,8 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload, prove,
-    query, record, serve, verify_evidence, verify_receipt,
+    admin, append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload,
+    prove, query, record, serve, verify_evidence, verify_receipt,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -97,6 +97,10 @@ enum Command {
     /// complete and prints its timeline.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Maintain a stopped server's data directory: `admin reindex` rebuilds the record
+    /// indexes from the log.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Read an entry from a running log.
     ///
     /// Writes its raw bytes to standard output (or --out). With --verify, proves first that
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         Command::Payload(args) => payload::run(&args).map(done),
         Command::Query(args) => query::run(&args).map(done),
         Command::Audit(command) => audit::run(&command).map(done),
+        Command::Admin(command) => admin::run(&command).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

@@ -379,3 +379,28 @@ fn a_data_directory_open_to_other_users_is_refused_until_fixed() {
         String::from_utf8_lossy(&again.stderr)
     );
 }
+
+#[test]
+fn admin_reindex_rebuilds_the_record_index_offline() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = veritrail(
+        dir.path(),
+        &["log", "append", "--origin", "clinic.example/audit", "-"],
+        Some(b"a raw entry"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let index = dir.path().join("veritrail-data/record-index.redb");
+    std::fs::write(&index, b"damaged").unwrap();
+    std::fs::set_permissions(&index, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = veritrail(dir.path(), &["admin", "reindex"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("indexed 1 entries in "),
+        "{}",
+        text(&out.stdout)
+    );
+    let mode = std::fs::metadata(&index).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_ne!(std::fs::read(&index).unwrap(), b"damaged");
+}

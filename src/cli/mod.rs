@@ -10,6 +10,7 @@
 //! | `serve`                      | [`serve`]             |
 //! | `log append`                 | [`log_append`]        |
 //! | `log verify`                 | [`log_verify`]        |
+//! | `admin reindex`              | [`admin`]             |
 //! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
 //! | `record`                     | [`record`]            |
@@ -23,6 +24,7 @@
 //! | `verify-receipt`             | [`verify_receipt`]    |
 //! | `verify-evidence`            | [`verify_evidence`]   |
 
+pub(crate) mod admin;
 pub(crate) mod append;
 pub(crate) mod audit;
 pub(crate) mod bench;

@@ -110,6 +110,10 @@ pub(crate) struct ServeArgs {
     /// and benchmarks).
     #[arg(long)]
     no_audit_reads: bool,
+    /// Keep no record indexes: `GET /v1/records` and `/v1/conversations` answer 404 (for
+    /// measuring appends without indexing).
+    #[arg(long)]
+    no_record_index: bool,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -279,7 +283,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             payload_dir: Some(args.data.data.clone()),
             mrn_pattern: args.mrn_pattern.clone(),
             classification: args.classification.clone(),
-            index_dir: Some(args.data.data.clone()),
+            index_dir: (!args.no_record_index).then(|| args.data.data.clone()),
             audit_reads: !args.no_audit_reads,
         },
         public_read: args.public_read,

@@ -26,6 +26,7 @@ mod fsync;
 mod http;
 mod in_process;
 mod plan;
+mod query;
 mod report;
 
 use std::sync::Arc;
@@ -60,6 +61,9 @@ pub(crate) enum BenchCommand {
     /// Measure the disk's raw durable-write rate: append a small block and fdatasync, in a
     /// loop. The baseline for group commit; last line `fsyncs_per_s=<n>`.
     Fsync(fsync::FsyncArgs),
+    /// Measure the latency of reading one conversation (or one query page) from a running
+    /// server; last line `queries_per_s=<n> p50_ms=<x> p99_ms=<y>`.
+    Query(query::QueryArgs),
 }
 
 /// What an append waits for before it is answered.
@@ -132,6 +136,7 @@ pub(crate) fn run(command: BenchCommand) -> Result<(), CliError> {
     match command {
         BenchCommand::Append(args) => append(&args),
         BenchCommand::Fsync(args) => fsync::run(&args),
+        BenchCommand::Query(args) => query::run(&args),
     }
 }
 

@@ -143,6 +143,13 @@ pub(crate) enum CliError {
         #[source]
         source: veritrail_ledger::Error,
     },
+    /// `admin reindex`: the record indexes could not be rebuilt.
+    #[error("cannot rebuild the record indexes")]
+    Reindex {
+        /// What failed.
+        #[source]
+        source: veritrail_server::record_index::IndexError,
+    },
     /// `log append`: appending to the local store failed; nothing was appended.
     #[error("cannot append to the store")]
     LocalAppend {
@@ -392,6 +399,7 @@ impl CliError {
             CliError::LogVerification { .. } => "the store does not match its own hashes; restore it from a backup and keep this copy as evidence".into(),
             CliError::Audit { .. } => "nothing is known about the log yet; check the disk and that no other veritrail process uses --data, then retry".into(),
             CliError::LocalAppend { .. } => "nothing was appended; check the disk and retry".into(),
+            CliError::Reindex { .. } => "check the disk and that no `veritrail serve` uses --data, then retry; the server also rebuilds a missing index at start".into(),
             CliError::Sign { .. } => "the entries are stored; run `veritrail log append` again later (with no file, it appends standard input) or `veritrail serve` to sign a checkpoint".into(),
             CliError::Runtime { .. } | CliError::Logging { .. } | CliError::LoadGenerator { .. } => "report this".into(),
             CliError::Auth { .. } => {
