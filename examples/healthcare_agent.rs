@@ -179,7 +179,7 @@ async fn main() -> Result<()> {
         }
     };
     let mut by_reader = std::collections::BTreeMap::<String, usize>::new();
-    for read in &reads {
+    for read in &reads.records {
         let who = read.record["actor"]["id"]
             .as_str()
             .unwrap_or("-")

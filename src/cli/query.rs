@@ -101,7 +101,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<(), CliError> {
     };
     let client = args.server.client()?;
     let bar = indicatif::ProgressBar::new_spinner();
-    let records = runtime()?
+    let answer = runtime()?
         .block_on(verified_query(
             &client,
             &filter,
@@ -111,7 +111,8 @@ pub(crate) fn run(args: &QueryArgs) -> Result<(), CliError> {
         ))
         .map_err(|e| client_error(e, None))?;
     bar.finish_and_clear();
-    let size = records.last().map(|r| r.checkpoint.tree.size);
+    let records = &answer.records;
+    let size = Some(answer.size);
     if args.json {
         let items: Vec<serde_json::Value> = records
             .iter()
@@ -125,7 +126,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<(), CliError> {
         stdout(&text)?;
     } else {
         let mut text = String::new();
-        for r in &records {
+        for r in records {
             let field = |path: &[&str]| {
                 path.iter()
                     .try_fold(&r.record, |v, k| v.get(k))

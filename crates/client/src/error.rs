@@ -107,6 +107,12 @@ pub enum ClientError {
         /// What differs.
         problem: String,
     },
+    /// A query answer left out a record the client holds proven and that matches the query.
+    #[error("the query answer leaves out record {missing}, which matches it")]
+    QueryIncomplete {
+        /// The record left out.
+        missing: u64,
+    },
     /// The records served as a conversation do not form its complete chain: one was
     /// withheld, inserted or reordered, or the chain does not start at its first record.
     #[error("conversation {conversation:?} is not complete: {reason}")]
@@ -208,6 +214,7 @@ impl ClientError {
             | ClientError::EntryMismatch { .. }
             | ClientError::RecordMismatch { .. }
             | ClientError::ConversationIncomplete { .. }
+            | ClientError::QueryIncomplete { .. }
             | ClientError::HeadMismatch { .. }
             | ClientError::WrongAnswer { .. }
             | ClientError::TileRootMismatch { .. }

@@ -120,6 +120,45 @@ pub async fn verified_payload(
     })
 }
 
+/// A query's answer, every record proven.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifiedQuery {
+    /// The matching records, in index order.
+    pub records: Vec<VerifiedRecord>,
+    /// The tree size the last page searched below.
+    pub size: u64,
+}
+
+impl VerifiedQuery {
+    /// Checks the answer against records the auditor already holds proven (from receipts,
+    /// an earlier query, a monitor's replay): every one of them that matches `filter` and
+    /// lies below the answer's tree size must be in it. This is how a record left out of a
+    /// query result is caught: the server cannot know which records the auditor holds.
+    ///
+    /// # Errors
+    /// [`ClientError::QueryIncomplete`] naming the first known record the answer left out.
+    pub fn check_includes(
+        &self,
+        filter: &veritrail_records::Filter,
+        known: &[VerifiedRecord],
+    ) -> Result<(), ClientError> {
+        for record in known {
+            if record.index < self.size
+                && filter.matches(&record.record)
+                && !self
+                    .records
+                    .iter()
+                    .any(|r| r.index == record.index && r.leaf == record.leaf)
+            {
+                return Err(ClientError::QueryIncomplete {
+                    missing: record.index,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs a record query to its end and proves every answer: each page's checkpoint is signed
 /// by `log_key` (for `origin`, by default the key's name), each record's inclusion proof
 /// leads to that checkpoint's root, each record matches `filter`, and the indices increase
@@ -127,8 +166,8 @@ pub async fn verified_payload(
 /// `progress` is called with the records found so far and the index reached.
 ///
 /// What this cannot show on its own: that the server left no matching record out of a page.
-/// For a conversation, [`veritrail_records::verify_chain`] over the answer proves that none
-/// was left out between its first record and its last.
+/// [`VerifiedQuery::check_includes`] catches an omission of any record the auditor already
+/// holds; for a conversation, [`verified_conversation`] proves it complete to its signed head.
 ///
 /// # Errors
 /// [`ClientError::RecordMismatch`] when anything does not verify; transport and API errors.
@@ -138,7 +177,7 @@ pub async fn verified_query(
     log_key: &NoteVerifier,
     origin: Option<&str>,
     progress: &mut dyn FnMut(usize, u64),
-) -> Result<Vec<VerifiedRecord>, ClientError> {
+) -> Result<VerifiedQuery, ClientError> {
     let mut found: Vec<VerifiedRecord> = Vec::new();
     let mut cursor = 0u64;
     loop {
@@ -196,7 +235,10 @@ pub async fn verified_query(
             }
             None => {
                 progress(found.len(), page.size);
-                return Ok(found);
+                return Ok(VerifiedQuery {
+                    records: found,
+                    size: page.size,
+                });
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::get;
 use veritrail_client::event::Event;
-use veritrail_client::records::verified_conversation;
+use veritrail_client::records::{verified_conversation, verified_query};
 use veritrail_client::{AppendOptions, ClientConfig, ClientError, LogClient};
 use veritrail_ledger::Ledger;
 use veritrail_ledger::note::{KeyName, NoteSigner, NoteVerifier};
@@ -42,6 +42,34 @@ struct Proxy {
     upstream: String,
     lie: Arc<Mutex<Lie>>,
     http: reqwest::Client,
+}
+
+/// `GET /v1/records?...` through the proxy: with any lie but `Honest`, the answer's middle
+/// record is left out.
+async fn lying_query(
+    State(proxy): State<Proxy>,
+    RawQuery(query): RawQuery,
+) -> axum::Json<serde_json::Value> {
+    let url = format!(
+        "{}/v1/records?{}",
+        proxy.upstream,
+        query.unwrap_or_default()
+    );
+    let body = proxy
+        .http
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    if !matches!(*proxy.lie.lock().unwrap(), Lie::Honest) {
+        let records = page["records"].as_array_mut().unwrap();
+        records.remove(records.len() / 2);
+    }
+    axum::Json(page)
 }
 
 async fn lying_page(
@@ -144,6 +172,7 @@ async fn setup() -> Setup {
     };
     let app = axum::Router::new()
         .route("/v1/conversations/{id}", get(lying_page))
+        .route("/v1/records", get(lying_query))
         .with_state(proxy);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxied = format!("http://{}", listener.local_addr().unwrap());
@@ -269,4 +298,45 @@ async fn a_conversation_is_proven_complete_and_every_lie_is_caught() {
         honest.records[5].index,
         &honest.records[5].record
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_left_out_of_a_query_is_caught_against_records_already_held() {
+    let setup = setup().await;
+    append(&setup.server, 5).await;
+    let filter = veritrail_records::Filter {
+        conversation_id: Some(CONVERSATION.into()),
+        actions: vec!["tool_invoked".into()],
+        ..veritrail_records::Filter::default()
+    };
+    let query = |client: &LogClient| {
+        let (client, filter, key) = (client.clone(), filter.clone(), setup.key.clone());
+        async move {
+            let start = Instant::now();
+            loop {
+                match verified_query(&client, &filter, &key, None, &mut |_, _| {}).await {
+                    Err(e) if e.api_code() == Some(veritrail_api::ErrorCode::IndexCatchingUp) => {
+                        assert!(start.elapsed() < DEADLINE);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    other => return other,
+                }
+            }
+        }
+    };
+    // The auditor holds these records proven (an earlier answer, receipts, a replay).
+    let held = query(&setup.server).await.unwrap();
+    assert_eq!(held.records.len(), 5);
+    held.check_includes(&filter, &held.records).unwrap();
+    // The proxy leaves the middle record out: every record it does serve verifies, but the
+    // answer misses one the auditor holds.
+    *setup.lie.lock().unwrap() = Lie::DropMiddle;
+    let short = query(&setup.proxy).await.unwrap();
+    assert_eq!(short.records.len(), 4);
+    match short.check_includes(&filter, &held.records) {
+        Err(ClientError::QueryIncomplete { missing }) => {
+            assert_eq!(missing, held.records[2].index);
+        }
+        other => panic!("a record left out: {other:?}"),
+    }
 }
