@@ -235,7 +235,8 @@ fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
 ///
 /// - axum's catch-all `{*path}` is written `{path}`;
 /// - every number parameter, a `u64` written as a canonical decimal
-///   (`crate::query::parse_u64`), has the format `uint64` and states its maximum, `u64::MAX`;
+///   (`crate::query::parse_u64`), has the format `uint64` and states its maximum: its own
+///   (a page size) or `u64::MAX`;
 /// - an optional parameter is not nullable: it is left out, never sent as null;
 /// - with `--public-read`, the operations that need `read` may also be called without a
 ///   token; with `--no-auth` no operation needs one;
@@ -257,9 +258,13 @@ pub(crate) fn finish(
                     && let Some(RefOr::T(Schema::Object(schema))) = &mut parameter.schema
                 {
                     // Every number in a path or query is a `u64` (utoipa writes `int64`).
+                    // A maximum the operation states itself (a page size) is kept.
                     if schema.format == Some(SchemaFormat::KnownFormat(KnownFormat::Int64)) {
                         schema.format = Some(SchemaFormat::Custom("uint64".into()));
-                        schema.maximum = usize::try_from(u64::MAX).ok().map(utoipa::Number::UInt);
+                        if schema.maximum.is_none() {
+                            schema.maximum =
+                                usize::try_from(u64::MAX).ok().map(utoipa::Number::UInt);
+                        }
                     }
                     // An optional parameter is left out, never null (utoipa writes an optional
                     // header as `["string", "null"]`).

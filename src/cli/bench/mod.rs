@@ -248,6 +248,14 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         );
         (Target::Http(http), None, mode)
     };
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mode = if args.records {
+        format!("{mode}; records of conversations bench-{run:x}-<client>")
+    } else {
+        mode
+    };
     let mode = format!(
         "{mode}; {} clients, {} B {}, {} per request, wait {}",
         args.concurrency,
@@ -274,9 +282,7 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         batch: u64::from(args.batch),
         size: usize::from(args.size),
         records: args.records,
-        run: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
+        run,
         // Flag durations are at most a year: the deadline cannot overflow; if it did, no
         // deadline is the honest reading.
         deadline: args.duration.and_then(|d| started.checked_add(d)),
