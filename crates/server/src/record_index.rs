@@ -31,7 +31,7 @@ const FORMAT: u64 = 1;
 /// Most log entries read into one index transaction.
 const BATCH: u64 = 8 * BUNDLE_ENTRIES as u64;
 /// How often an idle indexer looks for new entries.
-const IDLE: Duration = Duration::from_millis(5);
+const IDLE: Duration = Duration::from_millis(2);
 /// Most candidate records one query request examines before it answers with a cursor.
 pub const SCAN_BUDGET: usize = 20_000;
 

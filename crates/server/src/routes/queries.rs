@@ -24,6 +24,8 @@ use crate::routes::ledger::{b64, latest};
 const DEFAULT_LIMIT: u64 = 100;
 /// Most records on one page.
 const MAX_LIMIT: u64 = 1000;
+/// Longest a query waits for the indexes to reach its checkpoint before answering 503.
+const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Longest query string accepted, in bytes.
 const MAX_QUERY: usize = 8192;
 
@@ -88,11 +90,20 @@ fn collect(
     limit: u64,
     size: u64,
 ) -> Result<(Vec<ProvenRecord>, Option<u64>), ApiError> {
-    let indexed = index
-        .watermark()
-        .map_err(|e| Internal::Record(e.to_string()))?;
-    if indexed < size {
-        return Err(ApiError::IndexCatchingUp { indexed, size });
+    // The indexer follows the committer within milliseconds: wait for it a moment before
+    // answering 503.
+    let deadline = std::time::Instant::now() + INDEX_WAIT;
+    loop {
+        let indexed = index
+            .watermark()
+            .map_err(|e| Internal::Record(e.to_string()))?;
+        if indexed >= size {
+            break;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ApiError::IndexCatchingUp { indexed, size });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let (candidates, more) = index
         .candidates(filter, cursor, size, SCAN_BUDGET)
