@@ -7,7 +7,7 @@ use veritrail_client::records::{VerifiedConversation, verified_conversation};
 use crate::cli::common::args::{KeyArgs, ServerArgs};
 use crate::cli::common::error::CliError;
 use crate::cli::common::evidence::client_error;
-use crate::cli::common::io::stdout;
+use crate::cli::common::io::{record_field, stdout};
 use crate::cli::common::runtime::runtime;
 
 /// `veritrail audit ...`
@@ -140,13 +140,7 @@ fn conversation(args: &ConversationArgs) -> Result<(), CliError> {
     } else {
         let mut text = format!("conversation {:?} in {}\n", args.id, pinned.origin);
         for (r, states) in verified.records.iter().zip(&payloads) {
-            let field = |path: &[&str]| {
-                path.iter()
-                    .try_fold(&r.record, |v, k| v.get(k))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("-")
-                    .to_owned()
-            };
+            let field = |path: &[&str]| record_field(&r.record, path);
             text.push_str(&format!(
                 "#{:<7} {}  {:<16} {:<26} tool={:<18} model={:<16} {}\n",
                 r.index,

@@ -7,7 +7,7 @@ use veritrail_records::Filter;
 use crate::cli::common::args::{KeyArgs, ServerArgs};
 use crate::cli::common::error::CliError;
 use crate::cli::common::evidence::client_error;
-use crate::cli::common::io::stdout;
+use crate::cli::common::io::{record_field, stdout};
 use crate::cli::common::runtime::runtime;
 
 /// Arguments of `veritrail query`.
@@ -127,13 +127,7 @@ pub(crate) fn run(args: &QueryArgs) -> Result<(), CliError> {
     } else {
         let mut text = String::new();
         for r in records {
-            let field = |path: &[&str]| {
-                path.iter()
-                    .try_fold(&r.record, |v, k| v.get(k))
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("-")
-                    .to_owned()
-            };
+            let field = |path: &[&str]| record_field(&r.record, path);
             text.push_str(&format!(
                 "{:>8}  {}  {:<26} {:<16} {:<20} {}\n",
                 r.index,

@@ -35,6 +35,41 @@ pub struct VerifiedPayload {
     pub payload: Vec<u8>,
 }
 
+/// Proves one record of a query or conversation page against the page's checkpoint (note
+/// text `checkpoint`), signed by `log_key`.
+fn prove(
+    item: &veritrail_api::ProvenRecord,
+    checkpoint: &str,
+    log_key: &NoteVerifier,
+    origin: Option<&str>,
+) -> Result<VerifiedRecord, ClientError> {
+    let index = item.index;
+    let mismatch = |problem: String| ClientError::RecordMismatch { index, problem };
+    let leaf = veritrail_records::leaf_of(&item.record).map_err(|e| mismatch(e.to_string()))?;
+    let proof = item
+        .proof
+        .iter()
+        .map(|h| Hash::from_base64(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| mismatch(format!("proof: {e}")))?;
+    let note = Note::from_bytes(checkpoint.as_bytes())
+        .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
+    let receipt = Receipt {
+        extra: None,
+        index,
+        proof,
+        checkpoint: note,
+    };
+    let (_, checkpoint) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
+        .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
+    Ok(VerifiedRecord {
+        index,
+        record: item.record.clone(),
+        leaf,
+        checkpoint,
+    })
+}
+
 /// Fetches the record at `index` and proves it: its leaf is recomputed from the JSON, and the
 /// inclusion proof must lead from it to the root of a checkpoint signed by `log_key` (for
 /// `origin`, by default the key's name).
@@ -49,30 +84,12 @@ pub async fn verified_record(
     origin: Option<&str>,
 ) -> Result<VerifiedRecord, ClientError> {
     let answer = client.record(index).await?;
-    let mismatch = |problem: String| ClientError::RecordMismatch { index, problem };
-    let leaf = veritrail_records::leaf_of(&answer.record).map_err(|e| mismatch(e.to_string()))?;
-    let proof = answer
-        .proof
-        .iter()
-        .map(|h| Hash::from_base64(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| mismatch(format!("proof: {e}")))?;
-    let note = Note::from_bytes(answer.checkpoint.as_bytes())
-        .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
-    let receipt = Receipt {
-        extra: None,
-        index,
-        proof,
-        checkpoint: note,
-    };
-    let (_, checkpoint) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
-        .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
-    Ok(VerifiedRecord {
+    let item = veritrail_api::ProvenRecord {
         index,
         record: answer.record,
-        leaf,
-        checkpoint,
-    })
+        proof: answer.proof,
+    };
+    prove(&item, &answer.checkpoint, log_key, origin)
 }
 
 /// Fetches the payload `name` of the record at `index` and proves it: the record is proven
@@ -197,30 +214,7 @@ pub async fn verified_query(
             if !filter.matches(&item.record) {
                 return Err(mismatch("does not match the query".into()));
             }
-            let leaf =
-                veritrail_records::leaf_of(&item.record).map_err(|e| mismatch(e.to_string()))?;
-            let proof = item
-                .proof
-                .iter()
-                .map(|h| Hash::from_base64(h))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| mismatch(format!("proof: {e}")))?;
-            let note = Note::from_bytes(page.checkpoint.as_bytes())
-                .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
-            let receipt = Receipt {
-                extra: None,
-                index,
-                proof,
-                checkpoint: note,
-            };
-            let (_, checkpoint) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
-                .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
-            found.push(VerifiedRecord {
-                index,
-                record: item.record.clone(),
-                leaf,
-                checkpoint,
-            });
+            found.push(prove(item, &page.checkpoint, log_key, origin)?);
         }
         match page.next_cursor {
             Some(next) if next > cursor && next <= page.size => {
@@ -330,31 +324,9 @@ fn check_conversation(
             if item.record.get("conversation_id").and_then(|c| c.as_str()) != Some(conversation) {
                 return Err(mismatch(format!("is not a record of {conversation:?}")));
             }
-            let leaf =
-                veritrail_records::leaf_of(&item.record).map_err(|e| mismatch(e.to_string()))?;
-            let proof = item
-                .proof
-                .iter()
-                .map(|h| Hash::from_base64(h))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| mismatch(format!("proof: {e}")))?;
-            let note = Note::from_bytes(page.checkpoint.as_bytes())
-                .map_err(|e| mismatch(format!("checkpoint: {e}")))?;
-            let receipt = Receipt {
-                extra: None,
-                index,
-                proof,
-                checkpoint: note,
-            };
-            let (_, proven) = verify_receipt(&receipt.to_bytes(), &leaf, log_key, origin)
-                .map_err(|e| mismatch(format!("the record is not proven in the log: {e}")))?;
-            checkpoint = Some(proven.clone());
-            records.push(VerifiedRecord {
-                index,
-                record: item.record.clone(),
-                leaf,
-                checkpoint: proven,
-            });
+            let proven = prove(item, &page.checkpoint, log_key, origin)?;
+            checkpoint = Some(proven.checkpoint.clone());
+            records.push(proven);
         }
     }
     let last_page = pages.last().ok_or_else(|| ClientError::RecordMismatch {

@@ -122,6 +122,15 @@ pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The text at `path` in a record (`["actor", "id"]`), or `-`: for one-line listings.
+pub(crate) fn record_field(record: &serde_json::Value, path: &[&str]) -> String {
+    path.iter()
+        .try_fold(record, |v, k| v.get(k))
+        .and_then(|v| v.as_str())
+        .unwrap_or("-")
+        .to_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -134,6 +134,23 @@ fn collect(
     Ok((records, next_cursor))
 }
 
+/// What the access record of a page read says: what was asked, from where, and which records
+/// were returned (their indices, never their content).
+fn page_read(
+    (name, asked): (&str, serde_json::Value),
+    cursor: u64,
+    records: &[ProvenRecord],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut read = serde_json::Map::new();
+    read.insert(name.to_owned(), asked);
+    read.insert("cursor".into(), cursor.into());
+    read.insert(
+        "indices".into(),
+        records.iter().map(|r| r.index).collect::<Vec<_>>().into(),
+    );
+    read
+}
+
 /// `GET /v1/records`
 #[utoipa::path(
     get,
@@ -213,16 +230,14 @@ pub(crate) async fn query(
             })?;
     let (records, next_cursor) = page?;
     metrics::counter!("veritrail_record_queries_total").increment(1);
-    let mut read = serde_json::Map::new();
     let query: serde_json::Map<String, serde_json::Value> = shown
         .into_iter()
         .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
         .collect();
-    read.insert("query".into(), serde_json::Value::Object(query));
-    read.insert("cursor".into(), cursor.into());
-    read.insert(
-        "indices".into(),
-        records.iter().map(|r| r.index).collect::<Vec<_>>().into(),
+    let read = page_read(
+        ("query", serde_json::Value::Object(query)),
+        cursor,
+        &records,
     );
     record_read(
         &state,
@@ -329,15 +344,10 @@ pub(crate) async fn conversation(
         source,
     })?;
     let (records, next_cursor, signed) = page?;
-    let mut read = serde_json::Map::new();
-    read.insert(
-        "conversation_id".into(),
-        serde_json::Value::String(id.clone()),
-    );
-    read.insert("cursor".into(), cursor.into());
-    read.insert(
-        "indices".into(),
-        records.iter().map(|r| r.index).collect::<Vec<_>>().into(),
+    let read = page_read(
+        ("conversation_id", serde_json::Value::String(id.clone())),
+        cursor,
+        &records,
     );
     record_read(
         &state,
