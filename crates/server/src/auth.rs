@@ -379,15 +379,25 @@ impl Auth {
     /// [`ApiError::Unauthorized`] without a valid token, [`ApiError::Forbidden`] when the
     /// token lacks the role. Every denial is counted in `veritrail_auth_denied_total`.
     pub fn require(&self, headers: &HeaderMap, needed: Role) -> Result<(), ApiError> {
+        self.authorize(headers, needed).map(|_| ())
+    }
+
+    /// As [`Auth::require`], returning who made the request (`None` with `--no-auth`, where
+    /// no header is looked at): one check of the credential serves both the access decision
+    /// and the record of who acted.
+    ///
+    /// # Errors
+    /// As [`Auth::require`].
+    pub fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<Option<Caller>, ApiError> {
         if self.no_auth {
-            return Ok(());
+            return Ok(None);
         }
         match self.caller(headers)? {
             None => Err(deny(
                 "missing_token",
                 ApiError::Unauthorized(Unauthenticated::NoValidToken),
             )),
-            Some(caller) if caller.roles.iter().any(|r| r.grants(needed)) => Ok(()),
+            Some(caller) if caller.roles.iter().any(|r| r.grants(needed)) => Ok(Some(caller)),
             Some(caller) => Err(deny(
                 "missing_role",
                 ApiError::Forbidden {

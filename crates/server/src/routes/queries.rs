@@ -214,7 +214,7 @@ pub(crate) async fn query(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Audit)?;
+    let caller = state.auth.authorize(&headers, Role::Audit)?;
     let (filter, cursor, limit) = parse(query.as_deref())?;
     let shown = filter.to_pairs();
     let index = state.record_index.clone().ok_or(NotFound::NoRecordIndex)?;
@@ -239,12 +239,7 @@ pub(crate) async fn query(
         cursor,
         &records,
     );
-    record_read(
-        &state,
-        state.auth.caller(&headers)?,
-        "GET /v1/records",
-        read,
-    );
+    record_read(&state, caller, "GET /v1/records", read);
     Ok(Json(RecordsPage {
         checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
         size,
@@ -293,7 +288,7 @@ pub(crate) async fn conversation(
     id: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Audit)?;
+    let caller = state.auth.authorize(&headers, Role::Audit)?;
     let id = path_text("id", id)?;
     if id.is_empty() || id.len() > veritrail_records::query::MAX_FILTER_VALUE {
         return Err(ApiError::param("id", "give 1 to 256 bytes"));
@@ -349,12 +344,7 @@ pub(crate) async fn conversation(
         cursor,
         &records,
     );
-    record_read(
-        &state,
-        state.auth.caller(&headers)?,
-        "GET /v1/conversations/{id}",
-        read,
-    );
+    record_read(&state, caller, "GET /v1/conversations/{id}", read);
     Ok(Json(ConversationPage {
         checkpoint: String::from_utf8_lossy(&published.checkpoint.note).into_owned(),
         size: tree.size,

@@ -76,8 +76,7 @@ pub(crate) async fn append_records(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Append)?;
-    let submitted_by = submitter(state.auth.caller(&headers)?);
+    let submitted_by = submitter(state.auth.authorize(&headers, Role::Append)?);
     let params = Params::parse(query.as_deref(), &["wait"])?;
     let wait = wait_published(&params)?;
     let body = body.map_err(|e| match e.status() {
@@ -320,7 +319,7 @@ pub(crate) async fn record(
     index: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Audit)?;
+    let caller = state.auth.authorize(&headers, Role::Audit)?;
     Params::parse(query.as_deref(), &[])?;
     let index = parse_u64("index", &path_text("index", index)?)?;
     let published = latest(&state)?;
@@ -344,12 +343,7 @@ pub(crate) async fn record(
     let record = parse_leaf(&leaf).map_err(|_| NotFound::NotARecord { index })?;
     let mut read = serde_json::Map::new();
     read.insert("index".into(), index.into());
-    record_read(
-        &state,
-        state.auth.caller(&headers)?,
-        "GET /v1/records/{index}",
-        read,
-    );
+    record_read(&state, caller, "GET /v1/records/{index}", read);
     Ok(Json(RecordWithProof {
         index,
         record,
@@ -427,7 +421,7 @@ pub(crate) async fn payload(
     path: Result<Path<(String, String)>, PathRejection>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Audit)?;
+    let caller = state.auth.authorize(&headers, Role::Audit)?;
     Params::parse(query.as_deref(), &[])?;
     let Path((index, name)) = path.map_err(|e| ApiError::param("path", e.body_text()))?;
     let index = parse_u64("index", &index)?;
@@ -470,7 +464,7 @@ pub(crate) async fn payload(
             read.insert("payload".into(), serde_json::Value::String(name.clone()));
             record_read(
                 &state,
-                state.auth.caller(&headers)?,
+                caller,
                 "GET /v1/records/{index}/payloads/{name}",
                 read,
             );
@@ -567,9 +561,8 @@ pub(crate) async fn erase(
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    state.auth.require(&headers, Role::Admin)?;
+    let caller = state.auth.authorize(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
-    let caller = state.auth.caller(&headers)?;
     let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
     // Exactly one target: an object with more keys than one target and `reason` is refused.
     let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
