@@ -187,15 +187,6 @@ impl Filter {
         let equal = |want: &Option<String>, path: &[&str]| {
             want.as_deref().is_none_or(|w| text(path) == Some(w))
         };
-        let submitter = || {
-            let by = record.get("submitted_by")?;
-            match by.get("type").and_then(Value::as_str)? {
-                "token" => by.get("name").and_then(Value::as_str),
-                "oidc" => by.get("subject").and_then(Value::as_str),
-                "anonymous" => Some("anonymous"),
-                _ => None,
-            }
-        };
         let time = || text(&["timestamp"]).and_then(unix_nanos);
         equal(&self.conversation_id, &["conversation_id"])
             && equal(&self.actor_id, &["actor", "id"])
@@ -206,7 +197,7 @@ impl Filter {
             && self
                 .submitted_by
                 .as_deref()
-                .is_none_or(|w| submitter() == Some(w))
+                .is_none_or(|w| submitter_of(record) == Some(w))
             && (self.actions.is_empty()
                 || text(&["action"]).is_some_and(|a| self.actions.iter().any(|w| w == a)))
             && self.compliance.as_deref().is_none_or(|w| {
@@ -217,6 +208,18 @@ impl Filter {
             })
             && self.since.is_none_or(|s| time().is_some_and(|t| t >= s))
             && self.until.is_none_or(|u| time().is_some_and(|t| t < u))
+    }
+}
+
+/// Who submitted a stored record, as the `submitted_by` filter names it: a token's name, an
+/// OIDC subject, or `anonymous`.
+pub fn submitter_of(record: &Value) -> Option<&str> {
+    let by = record.get("submitted_by")?;
+    match by.get("type").and_then(Value::as_str)? {
+        "token" => by.get("name").and_then(Value::as_str),
+        "oidc" => by.get("subject").and_then(Value::as_str),
+        "anonymous" => Some("anonymous"),
+        _ => None,
     }
 }
 

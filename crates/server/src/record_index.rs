@@ -21,7 +21,7 @@ use serde_json::Value;
 use veritrail_ledger::Ledger;
 use veritrail_ledger::bundle::{BUNDLE_ENTRIES, iter_bundle};
 use veritrail_ledger::tile::entry_bundle_width;
-use veritrail_records::query::unix_nanos;
+use veritrail_records::query::{submitter_of, unix_nanos};
 use veritrail_records::{Filter, is_record};
 
 /// The index file in the data directory.
@@ -67,6 +67,15 @@ fn key(field: Field, value: &[u8], index: u64) -> Vec<u8> {
     key
 }
 
+/// The record index a posting key ends with.
+fn index_of(key: &[u8]) -> Option<u64> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|at| key.get(at..))
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+}
+
 /// Orders signed nanoseconds as unsigned bytes.
 fn time_bytes(nanos: i128) -> [u8; 16] {
     ((nanos as u128) ^ (1 << 127)).to_be_bytes()
@@ -94,16 +103,7 @@ fn postings(index: u64, record: &Value) -> Vec<Vec<u8>> {
             out.push(key(field, value, index));
         }
     }
-    let submitter =
-        record
-            .get("submitted_by")
-            .and_then(|by| match by.get("type").and_then(Value::as_str)? {
-                "token" => by.get("name").and_then(Value::as_str),
-                "oidc" => by.get("subject").and_then(Value::as_str),
-                "anonymous" => Some("anonymous"),
-                _ => None,
-            });
-    if let Some(submitter) = submitter {
+    if let Some(submitter) = submitter_of(record) {
         out.push(key(Field::Submitter, submitter.as_bytes(), index));
     }
     for domain in record
@@ -364,14 +364,7 @@ impl RecordIndex {
                     more = true;
                     break;
                 }
-                let k = k.value();
-                let index = k
-                    .len()
-                    .checked_sub(8)
-                    .and_then(|at| k.get(at..))
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map(u64::from_be_bytes);
-                if let Some(index) = index {
+                if let Some(index) = index_of(k.value()) {
                     found.push(index);
                     taken += 1;
                 }
@@ -385,9 +378,7 @@ impl RecordIndex {
         }
         Ok((found, more))
     }
-}
 
-impl RecordIndex {
     /// The last record of `conversation` below `size`, if any.
     ///
     /// # Errors
@@ -408,14 +399,7 @@ impl RecordIndex {
             .next_back()
             .transpose()
             .map_err(|e| err(&e))?;
-        Ok(last.and_then(|(k, _)| {
-            let k = k.value();
-            k.len()
-                .checked_sub(8)
-                .and_then(|at| k.get(at..))
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-        }))
+        Ok(last.and_then(|(k, _)| index_of(k.value())))
     }
 }
 
