@@ -70,6 +70,11 @@ fn parse(raw: Option<&str>) -> Result<(Filter, u64, u64), ApiError> {
             }
         }
     }
+    Ok((filter, cursor.unwrap_or(0), page_limit(limit)?))
+}
+
+/// The page size: `limit` if given (1 to 1,000), else 100.
+fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::param(
@@ -77,7 +82,7 @@ fn parse(raw: Option<&str>) -> Result<(Filter, u64, u64), ApiError> {
             format!("between 1 and {MAX_LIMIT}"),
         ));
     }
-    Ok((filter, cursor.unwrap_or(0), limit))
+    Ok(limit)
 }
 
 /// One page: the records matching `filter` from `cursor` on, below `size`, at most `limit`,
@@ -295,13 +300,7 @@ pub(crate) async fn conversation(
     }
     let params = Params::parse(query.as_deref(), &["cursor", "limit"])?;
     let cursor = params.u64("cursor")?.unwrap_or(0);
-    let limit = params.u64("limit")?.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::param(
-            "limit",
-            format!("between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(params.u64("limit")?)?;
     let index = state.record_index.clone().ok_or(NotFound::NoRecordIndex)?;
     let published = latest(&state)?;
     let tree = published.checkpoint.checkpoint.tree;
