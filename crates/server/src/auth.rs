@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -42,6 +42,7 @@ use veritrail_ledger::ascii::{parse_hex, to_hex};
 use crate::AppState;
 use crate::error::{ApiError, Unauthenticated};
 use crate::oidc::{Oidc, OidcConfig, OidcError, looks_like_jwt};
+use crate::swap::Swap;
 
 /// Largest token file accepted, in bytes: far above any real list of tokens.
 const MAX_TOKEN_FILE: u64 = 4 << 20;
@@ -205,7 +206,7 @@ struct Policy {
 /// The server's access policy. Clones share it, so a reload reaches every clone.
 #[derive(Clone, Debug, Default)]
 pub struct Auth {
-    policy: Arc<RwLock<Arc<Policy>>>,
+    policy: Arc<Swap<Policy>>,
     no_auth: bool,
     public_read: bool,
 }
@@ -261,7 +262,7 @@ impl Auth {
             .map(|config| Oidc::load(config, base))
             .transpose()?;
         Ok(Auth {
-            policy: Arc::new(RwLock::new(Arc::new(Policy { tokens, oidc }))),
+            policy: Arc::new(Swap::new(Policy { tokens, oidc })),
             no_auth: false,
             public_read,
         })
@@ -270,18 +271,7 @@ impl Auth {
     /// Replaces the tokens and the OIDC issuer with those of `fresh` (a newly loaded token
     /// file); in-flight requests finish under the policy they started with.
     pub fn reload(&self, fresh: &Auth) {
-        let policy = fresh.current();
-        match self.policy.write() {
-            Ok(mut slot) => *slot = policy,
-            Err(poisoned) => *poisoned.into_inner() = policy,
-        }
-    }
-
-    fn current(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(slot) => slot.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.policy.set(fresh.policy.get());
     }
 
     /// Loads a token file.
@@ -346,7 +336,7 @@ impl Auth {
                     ApiError::Unauthorized(Unauthenticated::NoValidToken),
                 )
             })?;
-        let policy = self.current();
+        let policy = self.policy.get();
         if let Some(caller) = policy.tokens.get(&token_hash(token)) {
             return Ok(Some(caller.clone()));
         }

@@ -2,9 +2,11 @@
 //! from `--classification FILE` at start and again on `SIGHUP`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use veritrail_records::{Registry, RegistryError};
+
+use crate::swap::Swap;
 
 /// Largest registry file accepted, in bytes.
 const MAX_REGISTRY_FILE: u64 = 16 << 20;
@@ -62,7 +64,7 @@ pub fn load(path: &Path) -> Result<Registry, RegistryFileError> {
 #[derive(Debug, Default)]
 pub struct Classifier {
     path: Option<PathBuf>,
-    current: RwLock<Arc<Registry>>,
+    current: Swap<Registry>,
 }
 
 impl Classifier {
@@ -77,16 +79,13 @@ impl Classifier {
         };
         Ok(Classifier {
             path: path.map(Path::to_path_buf),
-            current: RwLock::new(Arc::new(registry)),
+            current: Swap::new(registry),
         })
     }
 
     /// The registry in force.
     pub fn current(&self) -> Arc<Registry> {
-        match self.current.read() {
-            Ok(slot) => slot.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current.get()
     }
 
     /// Reads the registry file again and puts it in force; on an error the registry in force
@@ -100,10 +99,7 @@ impl Classifier {
         };
         let fresh = Arc::new(load(path)?);
         let rules = fresh.len();
-        match self.current.write() {
-            Ok(mut slot) => *slot = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
+        self.current.set(fresh);
         Ok(rules)
     }
 }

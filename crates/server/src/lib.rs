@@ -57,6 +57,7 @@ mod query;
 pub mod record_index;
 pub mod routes;
 pub mod sequencer;
+mod swap;
 
 use std::sync::{Arc, OnceLock};
 
