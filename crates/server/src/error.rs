@@ -376,6 +376,9 @@ pub enum StartError {
     /// The committer thread could not be spawned.
     #[error("cannot start the committer thread: {0}")]
     CommitterThread(#[source] std::io::Error),
+    /// The record indexer thread could not be spawned.
+    #[error("cannot start the record indexer thread: {0}")]
+    IndexerThread(#[source] std::io::Error),
     /// The idempotency journal could not be opened or read.
     #[error("cannot open the idempotency journal: {0}")]
     IdempotencyJournal(#[source] JournalError),

@@ -206,7 +206,10 @@ impl Server {
     /// [`StartError::IdempotencyJournal`] if the journal cannot be opened or read;
     /// [`StartError::Config`] for settings it cannot run with (see
     /// [`ServerConfig::validate`]); [`StartError::CommitterThread`] if the committer thread
-    /// cannot start; [`StartError::IdempotencyJournal`] if the journal cannot be read.
+    /// cannot start; [`StartError::IdempotencyJournal`] if the journal cannot be read;
+    /// [`StartError::RecordIndex`] or [`StartError::IndexerThread`] if the record indexes
+    /// cannot be opened or followed; [`StartError::Classification`] for an unusable
+    /// registry; [`StartError::Payloads`] for an unusable payload store.
     pub fn start(
         ledger: Arc<Ledger>,
         config: ServerConfig,
@@ -231,7 +234,7 @@ impl Server {
                     std::thread::Builder::new()
                         .name("veritrail-indexer".into())
                         .spawn(move || record_index::run_indexer(ledger, index_, stop))
-                        .map_err(StartError::CommitterThread)?,
+                        .map_err(StartError::IndexerThread)?,
                 );
                 Some(index)
             }
