@@ -44,27 +44,32 @@ struct Proxy {
     http: reqwest::Client,
 }
 
+impl Proxy {
+    /// The real server's answer to `GET /<path_and_query>`.
+    async fn honest(&self, path_and_query: &str) -> serde_json::Value {
+        let url = format!("{}/{path_and_query}", self.upstream);
+        let body = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
 /// `GET /v1/records?...` through the proxy: with any lie but `Honest`, the answer's middle
 /// record is left out.
 async fn lying_query(
     State(proxy): State<Proxy>,
     RawQuery(query): RawQuery,
 ) -> axum::Json<serde_json::Value> {
-    let url = format!(
-        "{}/v1/records?{}",
-        proxy.upstream,
-        query.unwrap_or_default()
-    );
-    let body = proxy
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut page = proxy
+        .honest(&format!("v1/records?{}", query.unwrap_or_default()))
+        .await;
     if !matches!(*proxy.lie.lock().unwrap(), Lie::Honest) {
         let records = page["records"].as_array_mut().unwrap();
         records.remove(records.len() / 2);
@@ -77,21 +82,12 @@ async fn lying_page(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> axum::Json<serde_json::Value> {
-    let url = format!(
-        "{}/v1/conversations/{id}?{}",
-        proxy.upstream,
-        query.unwrap_or_default()
-    );
-    let body = proxy
-        .http
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let mut page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut page = proxy
+        .honest(&format!(
+            "v1/conversations/{id}?{}",
+            query.unwrap_or_default()
+        ))
+        .await;
     let lie = proxy.lie.lock().unwrap().clone();
     let records = page["records"].as_array_mut().unwrap();
     match lie {
