@@ -183,7 +183,11 @@ pub async fn run(
         }
     }
     // A prune in flight finishes on its blocking thread (its write is atomic either way).
+    // Awaiting the aborted task makes sure it is gone, and with it its handle on the ledger:
+    // whoever reopens the store after shutdown finds it closed (an aborted task is otherwise
+    // dropped whenever the runtime gets to it).
     pruner.abort();
+    let _ = pruner.await;
     let published_size = published.borrow().as_ref().map(Published::size);
     if Some(ledger.tree_head().size) != published_size {
         let ok = sign_and_publish(&ledger, &published).await;
