@@ -59,6 +59,9 @@ fn reindex(args: &ReindexArgs) -> Result<(), CliError> {
         }
         bar.inc(read);
     }
+    index
+        .flush()
+        .map_err(|source| CliError::Reindex { source })?;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     println!(
