@@ -42,7 +42,7 @@ use clap::{Parser, Subcommand};
 use crate::cli::common::error::CliError;
 use crate::cli::{
     admin, append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload,
-    prove, query, record, serve, verify_evidence, verify_receipt,
+    prove, query, record, serve, verify_evidence, verify_receipt, witness,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -97,6 +97,10 @@ enum Command {
     /// complete and prints its timeline.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Run a C2SP tlog-witness: `witness serve` cosigns checkpoints of the logs it trusts,
+    /// `witness add-log` trusts one more.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Maintain a stopped server's data directory: `admin reindex` rebuilds the record
     /// indexes from the log.
     #[command(subcommand)]
@@ -160,6 +164,7 @@ fn main() -> ExitCode {
         Command::Query(args) => query::run(&args).map(done),
         Command::Audit(command) => audit::run(&command).map(done),
         Command::Admin(command) => admin::run(&command).map(done),
+        Command::Witness(command) => witness::run(command).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

@@ -1,7 +1,9 @@
-//! `veritrail keygen`: a new Ed25519 log signing key in the C2SP signed-note format.
+//! `veritrail keygen`: a new Ed25519 log signing key in the C2SP signed-note format, or with
+//! `--witness` a witness cosigning key (tlog-cosignature, type 0x04).
 
 use std::path::PathBuf;
 
+use veritrail_ledger::cosignature::CosignatureSigner;
 use veritrail_ledger::note::{KeyName, NoteSigner};
 
 use crate::cli::common::error::CliError;
@@ -10,9 +12,14 @@ use crate::cli::common::io::write_private_key;
 /// Arguments of `veritrail keygen`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct KeygenArgs {
-    /// The key name: the log's origin, e.g. `audit.example.com/log`.
+    /// The key name: the log's origin, e.g. `audit.example.com/log`; with --witness, the
+    /// witness's name, e.g. `witness.example.com/w1`.
     #[arg(long)]
     name: String,
+    /// A witness cosigning key (tlog-cosignature, type 0x04) instead of a log key. A fresh
+    /// key per name: one Ed25519 key is never used under two names.
+    #[arg(long)]
+    witness: bool,
     /// Where to write the private key. Never overwritten.
     #[arg(long, default_value = "veritrail.key")]
     out: PathBuf,
@@ -29,12 +36,21 @@ pub(crate) fn run(args: &KeygenArgs) -> Result<(), CliError> {
         name: args.name.clone(),
         source,
     })?;
-    let signer = NoteSigner::generate(name).map_err(|source| CliError::Generate {
-        what: "a signing key",
-        source: Box::new(source),
-    })?;
-    write_private_key(&args.out, &signer.to_private_key_string())?;
-    println!("{}", signer.verifier());
+    let (private, verifier) = if args.witness {
+        let signer = CosignatureSigner::generate(name).map_err(|source| CliError::Generate {
+            what: "a witness key",
+            source: Box::new(source),
+        })?;
+        (signer.to_private_key_string(), signer.verifier())
+    } else {
+        let signer = NoteSigner::generate(name).map_err(|source| CliError::Generate {
+            what: "a signing key",
+            source: Box::new(source),
+        })?;
+        (signer.to_private_key_string(), signer.verifier())
+    };
+    write_private_key(&args.out, &private)?;
+    println!("{verifier}");
     eprintln!(
         "wrote the private key to {} (mode 0600); the line above is the verifier key",
         args.out.display()

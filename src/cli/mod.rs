@@ -42,6 +42,7 @@ pub(crate) mod record;
 pub(crate) mod serve;
 pub(crate) mod verify_evidence;
 pub(crate) mod verify_receipt;
+pub(crate) mod witness;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]

@@ -69,6 +69,7 @@ pub mod proof;
 pub mod receipt;
 pub mod tile;
 pub mod tree;
+pub mod witness;
 
 #[cfg(feature = "storage")]
 pub mod engine;
