@@ -10,7 +10,8 @@
 //!   ([tlog-tiles v0.1.0](https://c2sp.org/tlog-tiles)), [`note`]
 //!   ([signed-note v1.0.0](https://c2sp.org/signed-note)), [`checkpoint`]
 //!   ([tlog-checkpoint v1.0.0](https://c2sp.org/tlog-checkpoint)), [`cosignature`]
-//!   ([tlog-cosignature v1.0.1](https://c2sp.org/tlog-cosignature)) and [`receipt`]
+//!   ([tlog-cosignature v1.0.1](https://c2sp.org/tlog-cosignature)), [`policy`]
+//!   ([tlog-policy](https://c2sp.org/tlog-policy)) and [`receipt`]
 //!   ([tlog-proof](https://c2sp.org/tlog-proof)). Every parser is total and every verifier
 //!   returns a typed error instead of panicking. Depend on this crate with
 //!   `default-features = false` to get only this layer.
@@ -65,6 +66,7 @@ pub mod checkpoint;
 pub mod cosignature;
 pub mod hash;
 pub mod note;
+pub mod policy;
 pub mod proof;
 pub mod receipt;
 pub mod tile;

@@ -746,7 +746,7 @@ impl RecordIndex {
 }
 
 /// Runs the indexer until `stop`: catches up with the log, then follows it, a batch of at
-/// least [`MIN_BATCH`] entries or [`MAX_LAG`] at a time, sooner when a query hurries it.
+/// least 1,024 entries or 200 ms at a time, sooner when a query hurries it.
 pub fn run_indexer(ledger: Arc<Ledger>, index: Arc<RecordIndex>, stop: Arc<AtomicBool>) {
     let mut failing = false;
     let mut pending_since: Option<Instant> = None;
