@@ -101,6 +101,7 @@ pub(crate) fn run(args: &AppendArgs) -> Result<(), CliError> {
                 index: appended.index,
                 source,
             })?;
+            pinned.check_policy(&receipt.checkpoint, "the receipt's checkpoint")?;
             if receipt.index != appended.index {
                 return Err(CliError::ReceiptForOtherEntry {
                     appended: appended.index,

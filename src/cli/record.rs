@@ -119,6 +119,7 @@ pub(crate) fn run(args: &RecordArgs) -> Result<(), CliError> {
                 index: record.index,
                 source,
             })?;
+            pinned.check_policy(&receipt.checkpoint, "the receipt's checkpoint")?;
             if receipt.index != record.index {
                 return Err(CliError::ReceiptForOtherEntry {
                     appended: record.index,

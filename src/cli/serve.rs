@@ -114,6 +114,19 @@ pub(crate) struct ServeArgs {
     /// measuring appends without indexing).
     #[arg(long)]
     no_record_index: bool,
+    /// A C2SP tlog-policy file: after signing a checkpoint the server asks its witnesses (the
+    /// `witness` lines with a URL) to cosign it, and publishes it once the `quorum` is met.
+    /// The policy must list this log's key (`log <verifier key>`).
+    #[arg(long)]
+    witness_policy: Option<PathBuf>,
+    /// With --witness-policy: publish a checkpoint without the quorum (with the cosignatures
+    /// that came) instead of not at all; the metrics and logs say so.
+    #[arg(long, requires = "witness_policy")]
+    witness_fail_open: bool,
+    /// With --witness-policy: how long one request to one witness may take (three attempts
+    /// per checkpoint).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "witness_policy")]
+    witness_timeout: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -183,6 +196,27 @@ fn init_logging(format: &str) -> Result<(), CliError> {
         }
     }
     .map_err(|source| CliError::Logging { source })
+}
+
+/// The witness configuration of `--witness-policy`, if given.
+fn witness_config(
+    args: &ServeArgs,
+) -> Result<Option<veritrail_server::witnessing::WitnessConfig>, CliError> {
+    let Some(path) = &args.witness_policy else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let policy = text.parse().map_err(|e| CliError::Usage {
+        message: format!("{} is not a witness policy: {e}", path.display()),
+        hint: "see docs/witnessing.md for the tlog-policy format".into(),
+    })?;
+    let mut config = veritrail_server::witnessing::WitnessConfig::new(policy);
+    config.fail_open = args.witness_fail_open;
+    config.timeout = args.witness_timeout;
+    Ok(Some(config))
 }
 
 /// The token file `serve` reads (none with `--no-auth`).
@@ -288,6 +322,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         },
         public_read: args.public_read,
         no_auth: args.no_auth,
+        witnesses: witness_config(&args)?,
     };
     // Before anything is created or bound.
     config.validate().map_err(|err| CliError::Usage {

@@ -74,6 +74,10 @@ pub enum ErrorCode {
     /// 503 with `Retry-After`: a lookup by leaf hash reached leaves the leaf index has not
     /// caught up with yet (after a restart that rebuilds it); never a wrong `not_found`.
     IndexCatchingUp,
+    /// 503 with `Retry-After`: `wait=published` found no checkpoint covering the entries
+    /// cosigned by the witness policy's quorum (the log is fail-closed); the entries are
+    /// durable, and the message names the missing witnesses.
+    WitnessQuorum,
     /// 408: the request took longer than the server allows.
     Timeout,
     /// 414: the request's target (path and query) is longer than the server reads.
@@ -102,7 +106,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -117,6 +121,7 @@ impl ErrorCode {
         ErrorCode::Overloaded,
         ErrorCode::ShuttingDown,
         ErrorCode::IndexCatchingUp,
+        ErrorCode::WitnessQuorum,
         ErrorCode::Timeout,
         ErrorCode::InvalidRecord,
         ErrorCode::ConversationClosed,
@@ -146,6 +151,7 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::IndexCatchingUp => "index_catching_up",
+            ErrorCode::WitnessQuorum => "witness_quorum",
             ErrorCode::Timeout => "timeout",
             ErrorCode::InvalidRecord => "invalid_record",
             ErrorCode::ConversationClosed => "conversation_closed",
@@ -181,6 +187,7 @@ impl ErrorCode {
             ErrorCode::Overloaded
             | ErrorCode::ShuttingDown
             | ErrorCode::IndexCatchingUp
+            | ErrorCode::WitnessQuorum
             | ErrorCode::StoreUnavailable => 503,
             ErrorCode::InsufficientStorage => 507,
         }
@@ -195,6 +202,7 @@ impl ErrorCode {
             ErrorCode::Overloaded
                 | ErrorCode::ShuttingDown
                 | ErrorCode::IndexCatchingUp
+                | ErrorCode::WitnessQuorum
                 | ErrorCode::StoreUnavailable
                 | ErrorCode::InsufficientStorage
                 | ErrorCode::Timeout

@@ -80,4 +80,4 @@ pub use http::{AppendOptions, Appended, ClientConfig, Erased, Erasure, LogClient
 pub use monitor::{Monitor, MonitorOptions, MonitorReport};
 pub use state::{LogVerifier, Update, VerifyError};
 pub use tiles::{DirSource, TileProver, TileSource};
-pub use verify::{ProofSource, VerifiedInclusion, VerifyingClient, verify_receipt};
+pub use verify::{ProofSource, VerifiedInclusion, VerifyingClient, verify_policy, verify_receipt};

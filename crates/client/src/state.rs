@@ -43,6 +43,10 @@ pub enum VerifyError {
     /// A proof did not verify.
     #[error("proof rejected: {0}")]
     BadProof(#[from] ProofError),
+    /// The checkpoint is signed by the log but does not satisfy the witness policy (too few
+    /// valid cosignatures, a forged or misplaced one, or a log the policy does not list).
+    #[error("checkpoint rejected by the witness policy: {0}")]
+    Policy(#[source] veritrail_ledger::policy::VerifyError),
     /// The log presented a checkpoint that contradicts one already trusted; the evidence
     /// proves it offline.
     #[error("split view: the log signed two inconsistent checkpoints (sizes {a} and {b})")]
@@ -87,6 +91,7 @@ pub struct LogVerifier {
     origin: String,
     key: NoteVerifier,
     trusted: Option<(Checkpoint, Vec<u8>)>,
+    policy: Option<std::sync::Arc<veritrail_ledger::policy::Policy>>,
 }
 
 impl LogVerifier {
@@ -96,7 +101,16 @@ impl LogVerifier {
             origin: origin.into(),
             key,
             trusted: None,
+            policy: None,
         }
+    }
+
+    /// Also requires every new checkpoint to satisfy `policy`: signed by a log it lists and
+    /// cosigned by its quorum ([`crate::verify_policy`]). The trusted state is not re-checked.
+    #[must_use]
+    pub fn with_policy(mut self, policy: veritrail_ledger::policy::Policy) -> Self {
+        self.policy = Some(std::sync::Arc::new(policy));
+        self
     }
 
     /// The log's origin.
@@ -119,15 +133,18 @@ impl LogVerifier {
         self.trusted.as_ref().map_or(0, |(c, _)| c.tree.size)
     }
 
-    /// Checks a signed checkpoint note: signature by the pinned key, origin. This does not
-    /// panic.
+    /// Checks a signed checkpoint note: signature by the pinned key, origin, and with a
+    /// policy ([`LogVerifier::with_policy`]) its witness quorum. This does not panic.
     ///
     /// # Errors
-    /// [`VerifyError::BadCheckpoint`].
+    /// [`VerifyError::BadCheckpoint`], [`VerifyError::Policy`].
     pub fn check(&self, note: &[u8]) -> Result<Checkpoint, VerifyError> {
-        Checkpoint::verify_signed(note, &self.origin, &self.key)
-            .map(|(c, _)| c)
-            .map_err(VerifyError::BadCheckpoint)
+        let (checkpoint, parsed) = Checkpoint::verify_signed(note, &self.origin, &self.key)
+            .map_err(VerifyError::BadCheckpoint)?;
+        if let Some(policy) = &self.policy {
+            crate::verify_policy(policy, &parsed).map_err(VerifyError::Policy)?;
+        }
+        Ok(checkpoint)
     }
 
     /// Offers a new checkpoint with the consistency proof between it and the trusted one

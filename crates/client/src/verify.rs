@@ -75,6 +75,27 @@ pub fn verify_receipt(
     Ok((receipt, checkpoint))
 }
 
+/// How far in the future (seconds) a cosignature's timestamp may be and still count.
+pub const MAX_COSIGNATURE_SKEW: u64 = 60;
+
+/// Checks a checkpoint note against a witness policy ([tlog-policy](https://c2sp.org/tlog-policy))
+/// now: signed by a log the policy lists, and cosigned over this exact checkpoint by the
+/// policy's quorum; cosignatures timestamped more than [`MAX_COSIGNATURE_SKEW`] in the future
+/// do not count. This does not panic.
+///
+/// # Errors
+/// The [`veritrail_ledger::policy::VerifyError`] naming what is missing or wrong (for an unmet
+/// quorum, the missing witnesses).
+pub fn verify_policy(
+    policy: &veritrail_ledger::policy::Policy,
+    checkpoint: &Note,
+) -> Result<veritrail_ledger::policy::Verified, veritrail_ledger::policy::VerifyError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    policy.verify(checkpoint, now, MAX_COSIGNATURE_SKEW)
+}
+
 /// A client that trusts nothing the server says: checkpoints must be signed by the pinned key
 /// and consistent with the trusted one, proofs must verify against it, entries must hash to
 /// the proven leaves.

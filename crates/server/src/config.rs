@@ -296,6 +296,9 @@ pub struct ServerConfig {
     pub public_read: bool,
     /// Accept every request without a token (local demos and tests; loopback only).
     pub no_auth: bool,
+    /// Witnesses to ask for cosignatures, and the quorum publication needs (none: publish
+    /// the log's own signature alone).
+    pub witnesses: Option<crate::witnessing::WitnessConfig>,
 }
 
 /// Checks `got` is within `min..=max`, naming `setting` otherwise.

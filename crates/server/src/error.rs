@@ -97,6 +97,15 @@ pub enum ApiError {
     /// The request took longer than the server allows.
     #[error("the request timed out")]
     Timeout,
+    /// `wait=published`: no checkpoint cosigned by the witness quorum covers the entries.
+    #[error(
+        "the entries are durable, but no checkpoint covering them is cosigned by the witness quorum yet (missing: {}); retry with the same Idempotency-Key",
+        .missing.join(", ")
+    )]
+    WitnessQuorum {
+        /// The policy names of the witnesses the quorum misses.
+        missing: Vec<String>,
+    },
     /// One or more records are invalid; every problem names its field.
     #[error("{} invalid field(s) in the records; see problems", problems.len())]
     InvalidRecord {
@@ -376,6 +385,9 @@ pub enum StartError {
     /// The committer thread could not be spawned.
     #[error("cannot start the committer thread: {0}")]
     CommitterThread(#[source] std::io::Error),
+    /// The witness policy cannot be used by this log.
+    #[error("{0}")]
+    Witnesses(#[source] crate::witnessing::WitnessSetupError),
     /// The record indexer thread could not be spawned.
     #[error("cannot start the record indexer thread: {0}")]
     IndexerThread(#[source] std::io::Error),
@@ -435,6 +447,7 @@ impl ApiError {
             ApiError::ShuttingDown => ErrorCode::ShuttingDown,
             ApiError::IndexCatchingUp { .. } => ErrorCode::IndexCatchingUp,
             ApiError::Timeout => ErrorCode::Timeout,
+            ApiError::WitnessQuorum { .. } => ErrorCode::WitnessQuorum,
             ApiError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
             ApiError::ConversationClosed { .. } => ErrorCode::ConversationClosed,
             ApiError::PayloadErased { .. } => ErrorCode::PayloadErased,
@@ -530,7 +543,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         let retry_after = match self {
             ApiError::Overloaded { retry_after } => Some(retry_after),
-            ApiError::IndexCatchingUp { .. } => Some(1),
+            ApiError::IndexCatchingUp { .. } | ApiError::WitnessQuorum { .. } => Some(1),
             ApiError::StoreUnavailable { retry_after }
             | ApiError::InsufficientStorage { retry_after } => Some(retry_after),
             _ => None,

@@ -58,6 +58,7 @@ pub mod record_index;
 pub mod routes;
 pub mod sequencer;
 mod swap;
+pub mod witnessing;
 
 use std::sync::{Arc, OnceLock};
 
@@ -111,6 +112,8 @@ pub struct Inner {
     pub classifier: classification::Classifier,
     /// The record indexes for queries, if the server keeps them.
     pub record_index: Option<Arc<record_index::RecordIndex>>,
+    /// The witnesses the publisher asks (with `ServerConfig::witnesses`).
+    pub witnesses: Option<Arc<witnessing::Witnesses>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -275,12 +278,20 @@ impl Server {
             journal,
         )?;
         let signing_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let witnesses = match &config.witnesses {
+            None => None,
+            Some(witness_config) => Some(Arc::new(
+                witnessing::Witnesses::new(witness_config.clone(), ledger.verifier())
+                    .map_err(StartError::Witnesses)?,
+            )),
+        };
         let publisher = tokio::spawn(publisher::run(
             ledger.clone(),
             committed_rx,
             published_tx,
             config.publish.clone(),
             signing_ok.clone(),
+            witnesses.clone(),
             async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
@@ -299,6 +310,7 @@ impl Server {
             payloads,
             classifier,
             record_index,
+            witnesses,
         }));
         Ok(Server {
             state,

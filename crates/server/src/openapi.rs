@@ -514,6 +514,9 @@ mod tests {
                 size: 70_000,
             },
             ApiError::Timeout,
+            ApiError::WitnessQuorum {
+                missing: vec!["w".into()],
+            },
             ApiError::InvalidRecord {
                 problems: Vec::new(),
             },
@@ -545,6 +548,7 @@ mod tests {
                 | ApiError::ShuttingDown
                 | ApiError::IndexCatchingUp { .. }
                 | ApiError::Timeout
+                | ApiError::WitnessQuorum { .. }
                 | ApiError::InvalidRecord { .. }
                 | ApiError::ConversationClosed { .. }
                 | ApiError::PayloadErased { .. }

@@ -4,7 +4,10 @@
 //!
 //! Signing goes through [`Ledger::sign_checkpoint_at`], which refuses to sign anything that is
 //! not consistent with the last signed checkpoint, and stores the note (and the time it was
-//! signed) durably before it is published here.
+//! signed) durably before it is published here. With witnesses
+//! ([`crate::witnessing::Witnesses`]) the checkpoint is published with their cosignatures once
+//! the policy's quorum is met; fail-closed, a checkpoint without it is not published, and
+//! the next attempt (a second later) signs and asks again.
 //!
 //! Beside it, a pruning task thins the stored checkpoint history
 //! ([`Ledger::prune_checkpoints`]) every [`PRUNE_PERIOD`], off the append and publication
@@ -18,6 +21,7 @@ use tokio::time::sleep_until;
 use veritrail_ledger::{Ledger, SignedCheckpoint, TreeHead};
 
 use crate::config::PublishConfig;
+use crate::witnessing::{Round, Witnesses};
 
 /// How often the stored checkpoint history is pruned: once a minute, the finest grain the
 /// retention policy thins to, so each call has about a minute of checkpoints to thin.
@@ -53,17 +57,45 @@ fn unix_now() -> u64 {
 /// Time between attempts while signing fails (a full disk, a store being reopened).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
-/// Signs a checkpoint of the current tree and publishes it; false if it could not. Errors are
-/// logged and counted; the previous checkpoint stays published.
+/// What one attempt to publish ended with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    Published,
+    /// Signed, but the witness quorum was not met (fail-closed): nothing published.
+    NoQuorum,
+    /// The checkpoint could not be signed and stored.
+    SignFailed,
+}
+
+/// Signs a checkpoint of the current tree, has it cosigned if there are witnesses, and
+/// publishes it. Errors are logged and counted; the previous checkpoint stays published.
 async fn sign_and_publish(
     ledger: &Arc<Ledger>,
     published: &watch::Sender<Option<Published>>,
-) -> bool {
-    let ledger = ledger.clone();
+    witnesses: Option<&Witnesses>,
+) -> Attempt {
+    let signer = ledger.clone();
     let started = Instant::now();
     let signed_at = unix_now();
-    match tokio::task::spawn_blocking(move || ledger.sign_checkpoint_at(signed_at)).await {
-        Ok(Ok(signed)) => {
+    match tokio::task::spawn_blocking(move || signer.sign_checkpoint_at(signed_at)).await {
+        Ok(Ok(mut signed)) => {
+            if let Some(witnesses) = witnesses {
+                match witnesses.cosign(ledger, &signed).await {
+                    Round::Quorum(note) => signed.note = note,
+                    Round::Short { missing, note } if witnesses.fail_open() => {
+                        metrics::counter!("veritrail_checkpoints_published_without_quorum_total")
+                            .increment(1);
+                        tracing::warn!(size = signed.checkpoint.tree.size, missing = %missing.join(", "), "publishing without the witness quorum (--witness-fail-open)");
+                        signed.note = note;
+                    }
+                    Round::Short { missing, .. } => {
+                        metrics::counter!("veritrail_checkpoints_without_quorum_total")
+                            .increment(1);
+                        tracing::error!(size = signed.checkpoint.tree.size, missing = %missing.join(", "), "witness quorum not met: the checkpoint is not published (fail-closed); retrying in 1 s");
+                        return Attempt::NoQuorum;
+                    }
+                }
+            }
             metrics::counter!("veritrail_checkpoints_signed_total").increment(1);
             metrics::histogram!("veritrail_checkpoint_sign_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -73,17 +105,17 @@ async fn sign_and_publish(
                 checkpoint: Arc::new(signed),
                 signed_at,
             }));
-            true
+            Attempt::Published
         }
         Ok(Err(err)) => {
             metrics::counter!("veritrail_checkpoint_failures_total").increment(1);
             tracing::error!(error = %err, no_space = err.is_no_space(), "checkpoint not signed; retrying in 1 s");
-            false
+            Attempt::SignFailed
         }
         Err(err) => {
             metrics::counter!("veritrail_checkpoint_failures_total").increment(1);
             tracing::error!(error = %err, "checkpoint signing task failed; retrying in 1 s");
-            false
+            Attempt::SignFailed
         }
     }
 }
@@ -131,7 +163,8 @@ async fn prune(ledger: Arc<Ledger>) {
 
 /// Runs until `shutdown` resolves, then publishes a final checkpoint if the tree grew.
 /// `signing_ok` is kept false while the last attempt to sign failed (retried every second;
-/// `/healthz` reports it).
+/// `/healthz` reports it). A checkpoint that misses the witness quorum is retried every
+/// second too.
 ///
 /// Settings that [`PublishConfig::validate`] refuses (the server validates them before it
 /// starts) are logged and brought into range ([`PublishConfig::clamped`]), so the loop can
@@ -142,8 +175,10 @@ pub async fn run(
     published: watch::Sender<Option<Published>>,
     config: PublishConfig,
     signing_ok: Arc<std::sync::atomic::AtomicBool>,
+    witnesses: Option<Arc<Witnesses>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let witnesses = witnesses.as_deref();
     use std::sync::atomic::Ordering;
     let config = match config.validate() {
         Ok(()) => config,
@@ -156,8 +191,9 @@ pub async fn run(
     tokio::pin!(shutdown);
     let pruner = tokio::spawn(prune(ledger.clone()));
     let mut last_signed = Instant::now();
-    let mut ok = sign_and_publish(&ledger, &published).await;
-    signing_ok.store(ok, Ordering::Release);
+    let attempt = sign_and_publish(&ledger, &published, witnesses).await;
+    let mut ok = attempt == Attempt::Published;
+    signing_ok.store(attempt != Attempt::SignFailed, Ordering::Release);
     loop {
         let published_size = published.borrow().as_ref().map(Published::size);
         let grew = Some(ledger.tree_head().size) != published_size;
@@ -171,8 +207,9 @@ pub async fn run(
         tokio::select! {
             () = sleep_until(due.into()) => {
                 last_signed = Instant::now();
-                ok = sign_and_publish(&ledger, &published).await;
-                signing_ok.store(ok, Ordering::Release);
+                let attempt = sign_and_publish(&ledger, &published, witnesses).await;
+                ok = attempt == Attempt::Published;
+                signing_ok.store(attempt != Attempt::SignFailed, Ordering::Release);
             }
             changed = committed.changed(), if !grew => {
                 if changed.is_err() {
@@ -190,8 +227,8 @@ pub async fn run(
     let _ = pruner.await;
     let published_size = published.borrow().as_ref().map(Published::size);
     if Some(ledger.tree_head().size) != published_size {
-        let ok = sign_and_publish(&ledger, &published).await;
-        signing_ok.store(ok, Ordering::Release);
+        let attempt = sign_and_publish(&ledger, &published, witnesses).await;
+        signing_ok.store(attempt != Attempt::SignFailed, Ordering::Release);
     }
 }
 
@@ -240,6 +277,7 @@ mod tests {
             published_tx,
             config,
             Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            None,
             async move {
                 let _ = stop_rx.await;
             },

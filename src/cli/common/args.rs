@@ -15,7 +15,7 @@ use veritrail_ledger::note::{NoteVerifier, SIG_TYPE_ED25519};
 use crate::cli::common::duration::parse_duration;
 use crate::cli::common::error::CliError;
 use crate::cli::common::evidence::{DEFAULT_EVIDENCE, client_error};
-use crate::cli::common::io::sibling;
+use crate::cli::common::io::{read_capped, sibling};
 
 /// Where `veritrail serve` listens by default (its `--listen` default).
 pub(crate) const DEFAULT_URL: &str = "http://127.0.0.1:7800";
@@ -66,6 +66,10 @@ pub(crate) struct KeyArgs {
     /// The log's origin, the first line of its checkpoints. Default: the key's name.
     #[arg(long)]
     pub(crate) origin: Option<String>,
+    /// A witness policy (C2SP tlog-policy file): a checkpoint counts only if it is also signed
+    /// by a log the policy lists and cosigned by the policy's quorum (docs/witnessing.md).
+    #[arg(long, env = "VERITRAIL_POLICY", value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
 }
 
 /// A verifier key with the origin it is pinned for.
@@ -75,6 +79,30 @@ pub(crate) struct PinnedKey {
     pub(crate) key: NoteVerifier,
     /// The origin its checkpoints must carry.
     pub(crate) origin: String,
+    /// The witness policy checkpoints must also satisfy (`--policy`).
+    pub(crate) policy: Option<veritrail_ledger::policy::Policy>,
+}
+
+impl PinnedKey {
+    /// Checks a checkpoint note against `--policy`, if given.
+    ///
+    /// # Errors
+    /// [`CliError::Policy`] naming what the policy misses.
+    pub(crate) fn check_policy(
+        &self,
+        note: &veritrail_ledger::note::Note,
+        what: &str,
+    ) -> Result<(), CliError> {
+        match &self.policy {
+            None => Ok(()),
+            Some(policy) => veritrail_client::verify_policy(policy, note)
+                .map(|_| ())
+                .map_err(|source| CliError::Policy {
+                    what: what.to_owned(),
+                    source,
+                }),
+        }
+    }
 }
 
 impl KeyArgs {
@@ -91,7 +119,25 @@ impl KeyArgs {
             .origin
             .clone()
             .unwrap_or_else(|| key.name().as_str().to_owned());
-        Ok(Some(PinnedKey { key, origin }))
+        let policy = match &self.policy {
+            None => None,
+            Some(path) => {
+                let text = read_capped(path, veritrail_ledger::policy::MAX_POLICY_SIZE)?;
+                let text = String::from_utf8(text).map_err(|_| CliError::Usage {
+                    message: format!("{} is not UTF-8 text", path.display()),
+                    hint: "pass a tlog-policy file (docs/witnessing.md)".into(),
+                })?;
+                Some(text.parse().map_err(|e| CliError::Usage {
+                    message: format!("{} is not a witness policy: {e}", path.display()),
+                    hint: "fix the tlog-policy file (docs/witnessing.md)".into(),
+                })?)
+            }
+        };
+        Ok(Some(PinnedKey {
+            key,
+            origin,
+            policy,
+        }))
     }
 
     /// The pinned key, which `what` needs.
@@ -182,11 +228,15 @@ impl StateArgs {
     /// # Errors
     /// [`CliError::Client`] for a damaged state file or one of another log.
     pub(crate) fn load(&self, pinned: &PinnedKey) -> Result<LogVerifier, CliError> {
-        match &self.state {
+        let verifier = match &self.state {
             Some(path) => LogVerifier::load(path, &pinned.origin, &pinned.key)
-                .map_err(|e| client_error(ClientError::Verify(e), None)),
-            None => Ok(LogVerifier::new(pinned.origin.clone(), pinned.key.clone())),
-        }
+                .map_err(|e| client_error(ClientError::Verify(e), None))?,
+            None => LogVerifier::new(pinned.origin.clone(), pinned.key.clone()),
+        };
+        Ok(match &pinned.policy {
+            Some(policy) => verifier.with_policy(policy.clone()),
+            None => verifier,
+        })
     }
 
     /// The evidence file path.

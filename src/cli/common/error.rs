@@ -243,6 +243,15 @@ pub(crate) enum CliError {
         #[source]
         source: veritrail_ledger::receipt::ReceiptError,
     },
+    /// A checkpoint (or a receipt's) does not satisfy `--policy`. Exit code 1.
+    #[error("{what} does not satisfy the witness policy: {source}")]
+    Policy {
+        /// What was checked.
+        what: String,
+        /// What the policy misses.
+        #[source]
+        source: veritrail_ledger::policy::VerifyError,
+    },
     /// `append --wait`: the log's receipt is for another entry. Exit code 1.
     #[error("the log appended entry {appended} but sent a receipt for entry {receipt}")]
     ReceiptForOtherEntry {
@@ -359,6 +368,7 @@ impl CliError {
                 | CliError::Misbehaviour { .. }
                 | CliError::NoReceipt { .. }
                 | CliError::BadReceipt { .. }
+                | CliError::Policy { .. }
                 | CliError::ReceiptForOtherEntry { .. }
         )
     }
@@ -427,6 +437,7 @@ impl CliError {
             CliError::NoReceipt { .. } => {
                 "retry later with `veritrail prove <index> --receipt FILE`".into()
             }
+            CliError::Policy { .. } => "the checkpoint lacks cosignatures the policy requires: check --policy is the one for this log, and that its witnesses are up (the log publishes only what they cosign)".into(),
             CliError::BadReceipt { .. } => "the entry was appended but the log's proof is wrong (or --log-key / --origin are not this log's); nothing was written; report it to the log operator".into(),
             CliError::ReceiptForOtherEntry { .. } => {
                 "nothing was written; report it to the log operator".into()

@@ -229,7 +229,7 @@ async fn respond(
 /// and receipts.
 ///
 /// # Errors
-/// [`ApiError::Timeout`] if no checkpoint covers them within the request timeout; ledger
+/// [`ApiError::Timeout`] if no checkpoint covers them within the request timeout ([`ApiError::WitnessQuorum`] if a witness quorum is what is missing); ledger
 /// errors building the proofs.
 pub(crate) async fn appended(
     state: &AppState,
@@ -253,10 +253,23 @@ pub(crate) async fn appended(
         let published = wait_for(
             &mut receiver,
             indices.end,
-            state.config.limits.request_timeout,
+            // A tenth before the request's own deadline, so the answer can say why.
+            state.config.limits.request_timeout - state.config.limits.request_timeout / 10,
         )
         .await
-        .ok_or(ApiError::Timeout)?;
+        .ok_or_else(|| {
+            // Fail-closed on a witness quorum: say which witnesses are missing.
+            let missing = state
+                .witnesses
+                .as_ref()
+                .map(|w| w.missing())
+                .unwrap_or_default();
+            if missing.is_empty() {
+                ApiError::Timeout
+            } else {
+                ApiError::WitnessQuorum { missing }
+            }
+        })?;
         let size = published.size();
         let note_text = String::from_utf8_lossy(&published.checkpoint.note).into_owned();
         let note =
