@@ -541,14 +541,14 @@ async fn concurrent_requests_never_roll_the_witness_back() {
     assert!(watcher.await.unwrap() > 0);
     let cosigned = cosigned.lock().unwrap().clone();
     assert!(cosigned.len() > 32, "{} cosigned", cosigned.len());
-    assert_one_history(&cosigned);
+    let fork = assert_one_history(&cosigned);
     let last = tree_of(&latest(&http, &url, ORIGIN).await.unwrap());
     let largest = cosigned.iter().map(|(size, _)| *size).max().unwrap();
     assert_eq!(
         last.size, largest,
         "the stored size is the largest cosigned"
     );
-    assert_eq!(last.root, log.root(largest, false));
+    assert_eq!(last.root, log.root(largest, fork));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -608,4 +608,44 @@ async fn sigkill_at_random_moments_never_forgets_a_cosignature() {
         all.len()
     );
     assert_one_history(&all);
+}
+
+#[test]
+fn bench_witness_measures_durable_cosignatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = setup(dir.path(), &[]);
+    let (_child, url) = start(dir.path(), &key);
+    let out = veritrail(&[
+        "bench",
+        "witness",
+        "--url",
+        &url,
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--logs",
+        "3",
+        "--requests",
+        "30",
+    ]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("30 add-checkpoint requests from 3 logs"),
+        "{stdout}"
+    );
+    let last = stdout.lines().last().unwrap();
+    let rate: f64 = last
+        .strip_prefix("checkpoints_per_s=")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rate > 0.0, "{last}");
+    // The witness holds each bench log at its last size.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("data/logs"))
+            .unwrap()
+            .count(),
+        3
+    );
 }

@@ -28,6 +28,7 @@ mod in_process;
 mod plan;
 mod query;
 mod report;
+mod witness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,10 @@ pub(crate) enum BenchCommand {
     /// Measure the latency of reading one conversation (or one query page) from a running
     /// server; last line `queries_per_s=<n> p50_ms=<x> p99_ms=<y>`.
     Query(query::QueryArgs),
+    /// Measure durable `add-checkpoint` requests per second on a running witness: fresh logs
+    /// trusted through its --data directory, each growing by one leaf per request; last line
+    /// `checkpoints_per_s=<n> p50_ms=<x> p99_ms=<y>`.
+    Witness(witness::WitnessArgs),
 }
 
 /// What an append waits for before it is answered.
@@ -137,6 +142,7 @@ pub(crate) fn run(command: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Append(args) => append(&args),
         BenchCommand::Fsync(args) => fsync::run(&args),
         BenchCommand::Query(args) => query::run(&args),
+        BenchCommand::Witness(args) => witness::run(&args),
     }
 }
 
