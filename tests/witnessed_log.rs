@@ -361,4 +361,32 @@ fn clients_hold_the_policy(
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("w3"), "{out}");
+
+    // The monitor too: it replays the log under the policy, and refuses the strict one.
+    let (code, out) = run(&[
+        "monitor",
+        "--once",
+        "--url",
+        base,
+        "--log-key",
+        log_vkey,
+        "--policy",
+        &policy,
+        "--state",
+        d.join("monitor.state").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = run(&[
+        "monitor",
+        "--once",
+        "--url",
+        base,
+        "--log-key",
+        log_vkey,
+        "--policy",
+        strict.to_str().unwrap(),
+        "--state",
+        d.join("strict.state").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
 }
