@@ -11,7 +11,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -176,20 +176,7 @@ fn add_log(data: &Path, log: &Log) {
 }
 
 fn start(dir: &Path, key: &Path) -> (ChildGuard, String) {
-    let (child, lines) = support::spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_veritrail"))
-            .args(["witness", "serve", "--listen", "127.0.0.1:0", "--key"])
-            .arg(key)
-            .arg("--data")
-            .arg(dir.join("data"))
-            .stderr(Stdio::null()),
-    );
-    let url = support::line_after(
-        &lines,
-        "veritrail witness listening on ",
-        Duration::from_secs(60),
-    );
-    (child, url)
+    support::start_witness(key, &dir.join("data"), "127.0.0.1:0")
 }
 
 fn client() -> reqwest::Client {

@@ -29,20 +29,7 @@ fn veritrail(args: &[&str]) -> String {
 
 /// Starts a witness on `listen`; its URL.
 fn start_witness(dir: &Path, name: &str, listen: &str) -> (ChildGuard, String) {
-    let (child, lines) = support::spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_veritrail"))
-            .args(["witness", "serve", "--listen", listen, "--key"])
-            .arg(dir.join(format!("{name}.key")))
-            .arg("--data")
-            .arg(dir.join(name))
-            .stderr(Stdio::null()),
-    );
-    let url = support::line_after(
-        &lines,
-        "veritrail witness listening on ",
-        Duration::from_secs(60),
-    );
-    (child, url)
+    support::start_witness(&dir.join(format!("{name}.key")), &dir.join(name), listen)
 }
 
 fn client() -> reqwest::Client {

@@ -55,3 +55,26 @@ pub(crate) fn line_after(
         }
     }
 }
+
+/// Starts `veritrail witness serve` with `key` and `data` on `listen`; the guard and its URL.
+#[allow(dead_code)]
+pub(crate) fn start_witness(
+    key: &std::path::Path,
+    data: &std::path::Path,
+    listen: &str,
+) -> (ChildGuard, String) {
+    let (child, lines) = spawn_lines(
+        std::process::Command::new(env!("CARGO_BIN_EXE_veritrail"))
+            .args(["witness", "serve", "--listen", listen, "--key"])
+            .arg(key)
+            .arg("--data")
+            .arg(data)
+            .stderr(std::process::Stdio::null()),
+    );
+    let url = line_after(
+        &lines,
+        "veritrail witness listening on ",
+        std::time::Duration::from_secs(60),
+    );
+    (child, url)
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::cli::bench::report::{merge_latencies, print_rate};
 use crate::cli::common::error::CliError;
 use crate::cli::common::runtime::runtime;
 
@@ -95,30 +96,14 @@ pub(crate) fn run(args: &QueryArgs) -> Result<(), CliError> {
                 })
             })
             .collect();
-        let mut total = Histogram::<u64>::new(3).map_err(|e| failed("histogram")(Box::new(e)))?;
-        for task in tasks {
-            let histogram = task
-                .await
-                .map_err(|e| failed("a client task failed")(Box::new(e)))?
-                .map_err(failed("a request failed"))?;
-            total
-                .add(histogram)
-                .map_err(|e| failed("histogram")(Box::new(e)))?;
-        }
-        Ok::<_, CliError>(total)
+        merge_latencies(tasks).await
     })?;
     let elapsed = started.elapsed().as_secs_f64();
-    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
     println!(
         "{} requests for {target} with {} clients in {elapsed:.2} s",
         histogram.len(),
         args.concurrency
     );
-    println!(
-        "queries_per_s={:.0} p50_ms={:.3} p99_ms={:.3}",
-        histogram.len() as f64 / elapsed.max(1e-9),
-        ms(0.5),
-        ms(0.99)
-    );
+    print_rate("queries_per_s", &histogram, elapsed);
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::bench::plan::Tally;
+use crate::cli::common::error::CliError;
 
 /// A progress bar on standard error (hidden off a terminal) for `total` entries.
 pub(super) fn progress_bar(total: u64) -> ProgressBar {
@@ -110,4 +111,43 @@ impl Report {
         );
         println!("{out}");
     }
+}
+
+/// A client task's error, as the request benches (`query`, `witness`) return it.
+pub(super) type TaskError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Waits for the request benches' client tasks and merges their latency histograms
+/// (microseconds).
+///
+/// # Errors
+/// [`CliError::LoadGenerator`] when a task panicked or a request failed.
+pub(super) async fn merge_latencies(
+    tasks: Vec<tokio::task::JoinHandle<Result<hdrhistogram::Histogram<u64>, TaskError>>>,
+) -> Result<hdrhistogram::Histogram<u64>, CliError> {
+    let failed =
+        |what: &'static str| move |e: TaskError| CliError::LoadGenerator { what, source: e };
+    let mut total =
+        hdrhistogram::Histogram::<u64>::new(3).map_err(|e| failed("histogram")(Box::new(e)))?;
+    for task in tasks {
+        let histogram = task
+            .await
+            .map_err(|e| failed("a client task failed")(Box::new(e)))?
+            .map_err(failed("a request failed"))?;
+        total
+            .add(histogram)
+            .map_err(|e| failed("histogram")(Box::new(e)))?;
+    }
+    Ok(total)
+}
+
+/// Prints the machine-readable last line of a request bench: `<rate_name>=<n> p50_ms=<x>
+/// p99_ms=<y>`.
+pub(super) fn print_rate(rate_name: &str, histogram: &hdrhistogram::Histogram<u64>, elapsed: f64) {
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{rate_name}={:.0} p50_ms={:.3} p99_ms={:.3}",
+        histogram.len() as f64 / elapsed.max(1e-9),
+        ms(0.5),
+        ms(0.99)
+    );
 }

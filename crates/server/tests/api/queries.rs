@@ -139,18 +139,23 @@ fn brute_force(ledger: &Ledger, filter: &Filter, size: u64) -> Vec<(u64, Value)>
         .collect()
 }
 
-async fn append_records(server: &TestServer, rng: &mut Rng, count: u64) {
-    let events: Vec<Value> = (0..count).map(|_| random_event(rng)).collect();
+/// Appends `events` as records and waits until they are published.
+async fn post_records(server: &TestServer, events: &[Value]) {
     let bearer = format!("Bearer {APPEND_TOKEN}");
     server
         .post_with(
             "/v1/records?wait=published",
             "application/json",
             &[("authorization", bearer.as_bytes())],
-            serde_json::to_vec(&events).unwrap(),
+            serde_json::to_vec(events).unwrap(),
         )
         .await
         .ok("append records");
+}
+
+async fn append_records(server: &TestServer, rng: &mut Rng, count: u64) {
+    let events: Vec<Value> = (0..count).map(|_| random_event(rng)).collect();
+    post_records(server, &events).await;
     // A raw entry between the records: never a query result.
     let raw = server
         .append_one(format!("raw {}", rng.next()).as_bytes())
@@ -269,16 +274,7 @@ async fn time_ranges_honour_exact_bounds_inside_a_second() {
         .iter()
         .map(|t| json!({"timestamp": t, "action": "error", "actor": {"id": "a", "type": "agent"}}))
         .collect();
-    let bearer = format!("Bearer {APPEND_TOKEN}");
-    server
-        .post_with(
-            "/v1/records?wait=published",
-            "application/json",
-            &[("authorization", bearer.as_bytes())],
-            serde_json::to_vec(&events).unwrap(),
-        )
-        .await
-        .ok("append records");
+    post_records(&server, &events).await;
     let bounds = [
         "2026-03-01T09:59:59.5Z",
         "2026-03-01T10:00:00Z",
