@@ -42,7 +42,7 @@ use clap::{Parser, Subcommand};
 use crate::cli::common::error::CliError;
 use crate::cli::{
     admin, append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload,
-    prove, query, record, serve, verify_evidence, verify_receipt, witness,
+    prove, query, record, retention, serve, verify_evidence, verify_receipt, witness,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -97,6 +97,10 @@ enum Command {
     /// complete and prints its timeline.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Retention: `retention plan` lists, by entry bundle, when each may leave the primary
+    /// store and which rule keeps it (a dry run on a stopped server's data directory).
+    #[command(subcommand)]
+    Retention(retention::RetentionCommand),
     /// Run a C2SP tlog-witness: `witness serve` cosigns checkpoints of the logs it trusts,
     /// `witness add-log` trusts one more.
     #[command(subcommand)]
@@ -165,6 +169,7 @@ fn main() -> ExitCode {
         Command::Audit(command) => audit::run(&command).map(done),
         Command::Admin(command) => admin::run(&command).map(done),
         Command::Witness(command) => witness::run(command).map(done),
+        Command::Retention(command) => retention::run(&command).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

@@ -39,6 +39,7 @@ pub(crate) mod payload;
 pub(crate) mod prove;
 pub(crate) mod query;
 pub(crate) mod record;
+pub(crate) mod retention;
 pub(crate) mod serve;
 pub(crate) mod verify_evidence;
 pub(crate) mod verify_receipt;

@@ -800,6 +800,29 @@ impl Ledger {
     pub fn checkpoint(&self, size: u64) -> Result<Option<Vec<u8>>, Error> {
         self.kv.checkpoint(size)
     }
+
+    /// When the first stored checkpoint covering entry `index` was signed (Unix seconds): an
+    /// upper bound on when the entry was appended, since it was in the tree by then. `None`
+    /// if no stored checkpoint with a recorded time covers it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn covered_since(&self, index: u64) -> Result<Option<u64>, Error> {
+        let Some(from) = index.checked_add(1) else {
+            return Ok(None);
+        };
+        let mut cursor = from;
+        loop {
+            let records = self.kv.checkpoint_records(cursor, 64)?;
+            if let Some(signed_at) = records.iter().find_map(|r| r.signed_at) {
+                return Ok(Some(signed_at));
+            }
+            match records.last() {
+                Some(last) if records.len() == 64 => cursor = last.size.saturating_add(1),
+                _ => return Ok(None),
+            }
+        }
+    }
 }
 
 impl Drop for Ledger {

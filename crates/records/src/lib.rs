@@ -57,6 +57,7 @@ pub mod jcs;
 pub mod payload;
 pub mod query;
 pub mod record;
+pub mod retention;
 pub mod scrub;
 pub mod validate;
 
