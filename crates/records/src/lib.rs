@@ -17,7 +17,9 @@
 //! - [`Registry`] ([`classify`]): the operator's classification of tools, resource types and
 //!   data sources, merged into each record (highest classification, union of domains);
 //! - [`verify_chain`] ([`chain`]): the records presented as one conversation link into one
-//!   chain from its first record, so that none was withheld, inserted or reordered.
+//!   chain from its first record, so that none was withheld, inserted or reordered;
+//! - [`retention::RetentionPolicy`] ([`retention`]): how long a record is kept, the strictest
+//!   of its compliance domains' regimes winning.
 //!
 //! Out of scope: HTTP, storage, and the conversation chains' state (the server's committer
 //! keeps it).
