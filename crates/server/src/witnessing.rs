@@ -194,7 +194,7 @@ impl Witnesses {
                 http: self.http.clone(),
                 note: note.clone(),
                 tree,
-                ledger: ledger.clone(),
+                ledger: Arc::downgrade(ledger),
                 proofs: proofs.clone(),
                 attempts: self.config.attempts.max(1),
             };
@@ -252,7 +252,9 @@ struct Ask {
     http: reqwest::Client,
     note: Note,
     tree: TreeHead,
-    ledger: Arc<Ledger>,
+    /// Weak: a request still running in the background must not keep a stopped server's
+    /// store open.
+    ledger: std::sync::Weak<Ledger>,
     proofs: Arc<tokio::sync::Mutex<HashMap<u64, Arc<Vec<Hash>>>>>,
     attempts: u32,
 }
@@ -377,7 +379,11 @@ impl Ask {
         if let Some(proof) = proofs.get(&old) {
             return Ok(proof.clone());
         }
-        let (ledger, new) = (self.ledger.clone(), self.tree.size);
+        let ledger = self
+            .ledger
+            .upgrade()
+            .ok_or_else(|| "the log is shutting down".to_owned())?;
+        let new = self.tree.size;
         let proof = tokio::task::spawn_blocking(move || ledger.consistency_proof(old, new))
             .await
             .map_err(|e| e.to_string())?
