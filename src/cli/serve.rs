@@ -15,7 +15,7 @@ use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::duration::parse_duration;
 use crate::cli::common::error::CliError;
 use crate::cli::common::io::write_private_key;
-use crate::cli::common::runtime::{runtime, shutdown_signal};
+use crate::cli::common::runtime::{bind, init_logging, runtime, shutdown_signal};
 
 /// Token file generated in the data directory on first start.
 const AUTH_FILE: &str = "auth.toml";
@@ -178,26 +178,6 @@ fn parse_scrub(text: &str) -> Result<veritrail_server::ScrubMode, String> {
 /// File of the idempotency journal in the data directory.
 const IDEMPOTENCY_JOURNAL_FILE: &str = "idempotency.journal";
 
-/// Sets up the server's log on standard error, as text or JSON.
-fn init_logging(format: &str) -> Result<(), CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        "text" => builder.try_init(),
-        "json" => builder.json().try_init(),
-        other => {
-            return Err(CliError::Usage {
-                message: format!("unknown log format {other:?}"),
-                hint: "use --log-format text or --log-format json".into(),
-            });
-        }
-    }
-    .map_err(|source| CliError::Logging { source })
-}
-
 /// The witness configuration of `--witness-policy`, if given.
 fn witness_config(
     args: &ServeArgs,
@@ -340,18 +320,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         });
     }
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|source| CliError::Listen {
-                addr: args.listen,
-                source,
-            })?;
-        let local = listener
-            .local_addr()
-            .map_err(|source| CliError::Listen {
-                addr: args.listen,
-                source,
-            })?;
+        let (listener, local) = bind(args.listen).await?;
         // Only once the address is ours: create or open the store, key and tokens.
         let ledger = Arc::new(args.data.open()?);
         let auth = load_auth(&args)?;

@@ -9,7 +9,7 @@ use veritrail_witness::http::{Witness, install_metrics};
 use veritrail_witness::logs::add_log;
 
 use crate::cli::common::error::CliError;
-use crate::cli::common::runtime::{runtime, shutdown_signal};
+use crate::cli::common::runtime::{bind, init_logging, runtime, shutdown_signal};
 
 /// `veritrail witness ...`
 #[derive(Debug, clap::Subcommand)]
@@ -78,13 +78,7 @@ pub(crate) fn run(command: WitnessCommand) -> Result<(), CliError> {
 }
 
 fn serve(args: &ServeArgs) -> Result<(), CliError> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging("text")?;
     let text = std::fs::read_to_string(&args.key).map_err(|source| CliError::Read {
         path: args.key.clone(),
         source,
@@ -94,16 +88,7 @@ fn serve(args: &ServeArgs) -> Result<(), CliError> {
         hint: "create one with `veritrail keygen --witness --name <name> --out <file>`".into(),
     })?;
     runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|source| CliError::Listen {
-                addr: args.listen,
-                source,
-            })?;
-        let local = listener.local_addr().map_err(|source| CliError::Listen {
-            addr: args.listen,
-            source,
-        })?;
+        let (listener, local) = bind(args.listen).await?;
         let witness = Arc::new(
             Witness::open(signer.clone(), &args.data, install_metrics()).map_err(|e| {
                 CliError::Usage {
