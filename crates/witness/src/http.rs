@@ -93,8 +93,14 @@ impl Witness {
             .clone()
     }
 
-    /// Handles one `add-checkpoint` body: the spec's checks, then the durable update.
-    async fn add_checkpoint(&self, body: &[u8]) -> Result<String, Refusal> {
+    /// Handles one `add-checkpoint` body: the spec's checks, then the durable update. Sets
+    /// `trusted` to the checkpoint's origin once it is known to be a trusted log's (the
+    /// metrics label).
+    async fn add_checkpoint(
+        &self,
+        body: &[u8],
+        trusted: &mut Option<String>,
+    ) -> Result<String, Refusal> {
         let request = AddCheckpoint::parse(body).map_err(Refusal::Format)?;
         let checkpoint = Checkpoint::from_text(request.checkpoint.text())
             .map_err(|e| Refusal::BadRequest(format!("the note is not a checkpoint: {e}")))?;
@@ -104,6 +110,7 @@ impl Witness {
             .key(&origin)
             .map_err(|e| Refusal::Internal(e.to_string()))?
             .ok_or_else(|| Refusal::UnknownOrigin(origin.clone()))?;
+        *trusted = Some(origin.clone());
         let verified: Vec<_> = match request.checkpoint.verify(std::slice::from_ref(&key)) {
             Ok(verified) => verified.into_iter().cloned().collect(),
             Err(NoteError::InvalidSignature { .. }) => {
@@ -260,20 +267,12 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The origin a request body names, for metrics labels: only a trusted one.
-fn origin_label(witness: &Witness, body: &[u8]) -> String {
-    AddCheckpoint::parse(body)
-        .ok()
-        .and_then(|r| Checkpoint::from_text(r.checkpoint.text()).ok())
-        .map(|c| c.origin)
-        .filter(|origin| matches!(witness.logs.key(origin), Ok(Some(_))))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 async fn add_checkpoint(AxumState(witness): AxumState<Arc<Witness>>, body: Bytes) -> Response {
     let started = Instant::now();
-    let answer = witness.add_checkpoint(&body).await;
-    let origin = origin_label(&witness, &body);
+    let mut trusted = None;
+    let answer = witness.add_checkpoint(&body, &mut trusted).await;
+    // Only trusted origins become labels: a stranger cannot grow the metrics without bound.
+    let origin = trusted.unwrap_or_else(|| "unknown".to_owned());
     let response = match answer {
         Ok(line) => (
             StatusCode::OK,
