@@ -47,7 +47,8 @@ impl Published {
     }
 }
 
-fn unix_now() -> u64 {
+/// The current time in Unix seconds (0 if the clock is before 1970).
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -756,11 +756,13 @@ pub fn run_indexer(ledger: Arc<Ledger>, index: Arc<RecordIndex>, stop: Arc<Atomi
             Ok(watermark) => ledger.tree_head().size.saturating_sub(watermark),
             Err(_) => 1,
         };
+        if pending == 0 {
+            pending_since = None;
+            hurried = index.wait(IDLE);
+            continue;
+        }
         let since = *pending_since.get_or_insert_with(Instant::now);
-        if pending == 0 || (pending < MIN_BATCH && !hurried && since.elapsed() < MAX_LAG) {
-            if pending == 0 {
-                pending_since = None;
-            }
+        if pending < MIN_BATCH && !hurried && since.elapsed() < MAX_LAG {
             hurried = index.wait(IDLE);
             continue;
         }

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use veritrail_ledger::cosignature::verify_cosignature;
 use veritrail_ledger::hash::{Hash, TreeHead};
@@ -107,12 +107,6 @@ pub struct Witnesses {
     remotes: Vec<Arc<Remote>>,
     /// The witnesses missing from the last round without a quorum (empty after a quorum).
     missing: Mutex<Vec<String>>,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Witnesses {
@@ -207,11 +201,11 @@ impl Witnesses {
         drop(send);
         let mut cosigned = note.clone();
         loop {
-            match self
-                .config
-                .policy
-                .verify(&cosigned, now(), MAX_SKEW.as_secs())
-            {
+            match self.config.policy.verify(
+                &cosigned,
+                crate::publisher::unix_now(),
+                MAX_SKEW.as_secs(),
+            ) {
                 Ok(_) => {
                     self.missing
                         .lock()
