@@ -104,26 +104,42 @@ fn plan(args: &PlanArgs) -> Result<(), CliError> {
         }
         let bytes = ledger.entry_bundle(bundle, width).map_err(audit)?;
         let mut latest: Option<Expiry> = None;
+        let mut raw = Vec::new();
         for (offset, entry) in iter_bundle(&bytes).enumerate() {
             let index = first + offset as u64;
             let Ok(entry) = entry else { break };
-            let expiry = if is_record(entry) {
-                match parse_leaf(entry) {
-                    Ok(record) => {
-                        let start = received(&record)
-                            .or(covered(&ledger, index)?)
-                            .unwrap_or(now);
-                        policy.expiry(&record, start)
-                    }
-                    // A record leaf that does not parse is kept as long as the strictest
-                    // rule could ask: treat it as raw, from now.
-                    Err(_) => policy.expiry_raw(now),
+            if !is_record(entry) {
+                raw.push(index);
+                continue;
+            }
+            let expiry = match parse_leaf(entry) {
+                Ok(record) => {
+                    let start = match received(&record) {
+                        Some(start) => Some(start),
+                        None => covered(&ledger, index)?,
+                    };
+                    policy.expiry(&record, start.unwrap_or(now))
                 }
-            } else {
-                policy.expiry_raw(covered(&ledger, index)?.unwrap_or(now))
+                // A record leaf that does not parse is kept as long as the strictest rule
+                // could ask: treat it as raw, from now.
+                Err(_) => policy.expiry_raw(now),
             };
-            if latest.as_ref().is_none_or(|l| expiry.until > l.until) {
-                latest = Some(expiry);
+            keep_latest(&mut latest, expiry);
+        }
+        // Raw entries keep the default from the first checkpoint covering them: that time
+        // grows with the index, so the bundle's last raw entry decides, when a checkpoint
+        // covers it; otherwise each is dated on its own (some may be covered, others not).
+        let last_covered = match raw.last() {
+            Some(&last) => covered(&ledger, last)?,
+            None => None,
+        };
+        match last_covered {
+            Some(start) => keep_latest(&mut latest, policy.expiry_raw(start)),
+            None => {
+                for index in raw {
+                    let start = covered(&ledger, index)?.unwrap_or(now);
+                    keep_latest(&mut latest, policy.expiry_raw(start));
+                }
             }
         }
         plans.push(BundlePlan {
@@ -133,6 +149,13 @@ fn plan(args: &PlanArgs) -> Result<(), CliError> {
         });
     }
     print(&plans, now, args.json)
+}
+
+/// Keeps in `latest` whichever of it and `expiry` ends later.
+fn keep_latest(latest: &mut Option<Expiry>, expiry: Expiry) {
+    if latest.as_ref().is_none_or(|l| expiry.until > l.until) {
+        *latest = Some(expiry);
+    }
 }
 
 /// When the log received a record (`received_at`, else its `timestamp`).
