@@ -32,13 +32,6 @@ pub(crate) struct VerifyReceiptArgs {
 /// # Errors
 /// [`CliError::Usage`] without `--log-key`, [`CliError::Read`] when a file cannot be read
 /// (exit code 2: nothing was verified).
-/// The tree size of a receipt's checkpoint (0 if its text is not one, which the receipt's
-/// verification has already ruled out).
-fn receipt_size(receipt: &veritrail_ledger::receipt::Receipt) -> u64 {
-    veritrail_ledger::checkpoint::Checkpoint::from_text(receipt.checkpoint.text())
-        .map_or(0, |c| c.tree.size)
-}
-
 pub(crate) fn run(args: &VerifyReceiptArgs) -> Result<ExitCode, CliError> {
     let pinned = args.key.required("verify-receipt")?;
     let receipt = read_capped(&args.receipt, MAX_RECEIPT_SIZE)?;
@@ -55,33 +48,28 @@ pub(crate) fn run(args: &VerifyReceiptArgs) -> Result<ExitCode, CliError> {
         );
     }
     match veritrail_client::verify_receipt(&receipt, &entry, &pinned.key, Some(&pinned.origin)) {
-        Ok((receipt, _)) if pinned.policy.is_some() => {
-            match pinned.check_policy(&receipt.checkpoint, "the receipt's checkpoint") {
-                Ok(()) => verdict(
-                    &format!(
-                        "valid: entry {} is in {} at tree size {}, cosigned by the policy's quorum",
-                        receipt.index,
-                        pinned.origin,
-                        receipt_size(&receipt),
-                    ),
-                    true,
-                    "",
-                ),
-                Err(e) => verdict(
+        Ok((receipt, checkpoint)) => {
+            if let Err(e) = pinned.check_policy(&receipt.checkpoint, "the receipt's checkpoint") {
+                return verdict(
                     &format!("invalid: {e}"),
                     false,
                     "the receipt's checkpoint lacks the cosignatures --policy requires: get a receipt from a log that publishes cosigned checkpoints, or check --policy",
-                ),
+                );
             }
+            let quorum = if pinned.policy.is_some() {
+                ", cosigned by the policy's quorum"
+            } else {
+                ""
+            };
+            verdict(
+                &format!(
+                    "valid: entry {} is in {} at tree size {}{quorum}",
+                    receipt.index, checkpoint.origin, checkpoint.tree.size
+                ),
+                true,
+                "",
+            )
         }
-        Ok((receipt, checkpoint)) => verdict(
-            &format!(
-                "valid: entry {} is in {} at tree size {}",
-                receipt.index, checkpoint.origin, checkpoint.tree.size
-            ),
-            true,
-            "",
-        ),
         Err(e) => verdict(&format!("invalid: {e}"), false, hint),
     }
 }
