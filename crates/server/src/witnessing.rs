@@ -25,7 +25,7 @@ use veritrail_ledger::hash::{Hash, TreeHead};
 use veritrail_ledger::note::{Note, NoteSignature, NoteVerifier};
 use veritrail_ledger::policy::{Policy, VerifyError};
 use veritrail_ledger::witness::{
-    AddCheckpoint, SIZE_MEDIA_TYPE, parse_cosignatures, parse_size_body,
+    AddCheckpoint, MAX_REQUEST_BYTES, SIZE_MEDIA_TYPE, parse_cosignatures, parse_size_body,
 };
 use veritrail_ledger::{Ledger, SignedCheckpoint};
 
@@ -253,6 +253,19 @@ struct Ask {
     attempts: u32,
 }
 
+/// A witness's answer body, refused beyond `cap` bytes: a witness is a third party, and no
+/// answer of the protocol (cosignature lines, a size, an error) comes near the request cap.
+async fn read_capped(mut answer: reqwest::Response, cap: usize) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|e| e.to_string())? {
+        if bytes.len() + chunk.len() > cap {
+            return Err(format!("the answer is larger than {cap} bytes"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 /// Most `409` resyncs in one round: a witness that keeps moving is not followed forever.
 const MAX_RESYNCS: u32 = 3;
 /// The first back-off after a failed request; doubled after each.
@@ -330,7 +343,7 @@ impl Ask {
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .is_some_and(|t| t.as_bytes() == SIZE_MEDIA_TYPE.as_bytes());
-        let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = read_capped(answer, MAX_REQUEST_BYTES).await?;
         match status {
             200 => {
                 let lines = parse_cosignatures(&bytes).map_err(|e| e.to_string())?;
@@ -385,5 +398,28 @@ impl Ask {
         let proof = Arc::new(proof);
         proofs.insert(old, proof.clone());
         Ok(proof)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_witness_answer_is_read_only_up_to_the_cap() {
+        let router = axum::Router::new().route(
+            "/big",
+            axum::routing::get(|| async { vec![b'x'; 3 * MAX_REQUEST_BYTES] }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/big", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let http = reqwest::Client::new();
+        let answer = http.get(&url).send().await.unwrap();
+        assert!(read_capped(answer, MAX_REQUEST_BYTES).await.is_err());
+        let answer = http.get(&url).send().await.unwrap();
+        let body = read_capped(answer, 3 * MAX_REQUEST_BYTES).await.unwrap();
+        assert_eq!(body.len(), 3 * MAX_REQUEST_BYTES);
     }
 }
