@@ -127,6 +127,14 @@ pub(crate) struct ServeArgs {
     /// per checkpoint).
     #[arg(long, default_value = "5s", value_parser = parse_duration, requires = "witness_policy")]
     witness_timeout: std::time::Duration,
+    /// Publish the log's read path (checkpoint, hash tiles, entry bundles) in the C2SP
+    /// tlog-tiles layout to a directory or a bucket (`s3://bucket/prefix`, configured from the
+    /// `AWS_*` environment; `gs://`, `az://` likewise), tiles first and the checkpoint last,
+    /// so that a static file server, bucket website or CDN serves the log without this server.
+    /// Entry bundles are published too: the location's own access control decides who reads
+    /// them.
+    #[arg(long, value_name = "DIR|URL")]
+    mirror: Option<String>,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -303,6 +311,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         public_read: args.public_read,
         no_auth: args.no_auth,
         witnesses: witness_config(&args)?,
+        mirror: args.mirror.clone(),
     };
     // Before anything is created or bound.
     config.validate().map_err(|err| CliError::Usage {

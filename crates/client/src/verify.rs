@@ -7,13 +7,14 @@ use veritrail_ledger::checkpoint::Checkpoint;
 use veritrail_ledger::note::{Note, NoteVerifier};
 use veritrail_ledger::proof::verify_inclusion;
 use veritrail_ledger::receipt::{Receipt, ReceiptError};
+use veritrail_ledger::tile::entry_bundle_width;
 use veritrail_ledger::tree::TreeError;
 use veritrail_ledger::{Hash, leaf_hash};
 
 use crate::error::ClientError;
 use crate::http::LogClient;
 use crate::state::{LogVerifier, Update, VerifyError};
-use crate::tiles::TileProver;
+use crate::tiles::{TileProver, fetch_bundle};
 
 /// Where proofs come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -324,13 +325,30 @@ impl VerifyingClient {
     }
 
     /// Fetches entry `index` and proves it: its bytes must hash to the leaf the trusted
-    /// checkpoint commits to.
+    /// checkpoint commits to. With proofs from tiles the entry is read from its entry bundle
+    /// (so this works against any C2SP tlog-tiles log, a mirror in a bucket included); with
+    /// the API, from `GET /v1/entries/{index}`.
     ///
     /// # Errors
     /// [`ClientError::EntryMismatch`]; as [`VerifyingClient::prove`].
     pub async fn get(&mut self, index: u64) -> Result<(Vec<u8>, VerifiedInclusion), ClientError> {
         let proven = self.prove(index).await?;
-        let entry = self.client.entry(index).await?;
+        let entry = match self.proofs {
+            ProofSource::Api => self.client.entry(index).await?,
+            ProofSource::Tiles => {
+                let bundle = index / 256;
+                let width = entry_bundle_width(bundle, proven.checkpoint.tree.size).unwrap_or(0);
+                let entries = fetch_bundle(&self.client, bundle, width).await?;
+                let offset = usize::try_from(index % 256).unwrap_or(usize::MAX);
+                entries
+                    .into_iter()
+                    .nth(offset)
+                    .ok_or_else(|| ClientError::MissingData {
+                        path: format!("tile/entries/{bundle}"),
+                        reason: format!("the bundle holds no entry {index}"),
+                    })?
+            }
+        };
         let computed = leaf_hash(&entry);
         if computed != proven.leaf_hash {
             return Err(ClientError::EntryMismatch {

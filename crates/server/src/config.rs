@@ -299,6 +299,9 @@ pub struct ServerConfig {
     /// Witnesses to ask for cosignatures, and the quorum publication needs (none: publish
     /// the log's own signature alone).
     pub witnesses: Option<crate::witnessing::WitnessConfig>,
+    /// Where to mirror the log's tiles and checkpoint ([`crate::mirror`]): a directory or an
+    /// `s3://`, `gs://` or `az://` URL; none: no mirror.
+    pub mirror: Option<String>,
 }
 
 /// Checks `got` is within `min..=max`, naming `setting` otherwise.

@@ -388,6 +388,9 @@ pub enum StartError {
     /// The witness policy cannot be used by this log.
     #[error("{0}")]
     Witnesses(#[source] crate::witnessing::WitnessSetupError),
+    /// The mirror's location cannot be used.
+    #[error("--mirror: {0}")]
+    Mirror(#[source] veritrail_objects::ObjectsError),
     /// The record indexer thread could not be spawned.
     #[error("cannot start the record indexer thread: {0}")]
     IndexerThread(#[source] std::io::Error),

@@ -49,6 +49,7 @@ pub mod error;
 pub mod idempotency;
 pub mod integrity;
 mod middleware;
+pub mod mirror;
 pub mod oidc;
 pub mod openapi;
 pub mod payloads;
@@ -78,6 +79,9 @@ use crate::idempotency::Idempotency;
 use crate::integrity::Integrity;
 use crate::publisher::Published;
 use crate::sequencer::Sequencer;
+
+/// How long shutdown waits for the mirror to write the final checkpoint.
+const MIRROR_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Shared state of every handler.
 #[derive(Clone, Debug)]
@@ -196,6 +200,7 @@ pub struct Server {
     stop_publisher: watch::Sender<bool>,
     stop_indexer: Arc<std::sync::atomic::AtomicBool>,
     indexer: Option<std::thread::JoinHandle<()>>,
+    mirror: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 impl Server {
@@ -296,6 +301,21 @@ impl Server {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             },
         ));
+        let mirror = match &config.mirror {
+            None => None,
+            Some(location) => {
+                let objects =
+                    veritrail_objects::Objects::open(location).map_err(StartError::Mirror)?;
+                let (stop, stop_rx) = watch::channel(false);
+                let task = tokio::spawn(mirror::run(
+                    ledger.clone(),
+                    published_rx.clone(),
+                    objects,
+                    stop_rx,
+                ));
+                Some((task, stop))
+            }
+        };
         let state = AppState(Arc::new(Inner {
             ledger,
             sequencer,
@@ -318,6 +338,7 @@ impl Server {
             stop_publisher,
             stop_indexer,
             indexer,
+            mirror,
         })
     }
 
@@ -372,6 +393,16 @@ impl Server {
         }
         if let Err(e) = self.publisher.await {
             tracing::error!(error = %e, "publisher task failed");
+        }
+        // After the final checkpoint: the mirror writes it too, bounded so that an
+        // unreachable bucket cannot hold the shutdown forever.
+        if let Some((task, stop)) = self.mirror {
+            stop.send_replace(true);
+            if tokio::time::timeout(MIRROR_DRAIN, task).await.is_err() {
+                tracing::warn!(
+                    "the mirror did not write the final checkpoint within {MIRROR_DRAIN:?}"
+                );
+            }
         }
     }
 }
