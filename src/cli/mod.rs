@@ -10,7 +10,7 @@
 //! | `serve`                      | [`serve`]             |
 //! | `log append`                 | [`log_append`]        |
 //! | `log verify`                 | [`log_verify`]        |
-//! | `admin reindex`              | [`admin`]             |
+//! | `admin reindex`, `admin hold`| [`admin`]             |
 //! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
 //! | `record`                     | [`record`]            |

@@ -46,6 +46,6 @@ pub mod response;
 pub use error::{ErrorBody, ErrorCode, FieldProblem};
 pub use response::{
     AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, ConversationPage,
-    EntryWithProof, Health, HealthStatus, InclusionProofResponse, ProvenRecord, RecordWithProof,
-    RecordsPage, RecordsResponse,
+    EntryWithProof, Health, HealthStatus, HoldInForce, HoldReleased, HoldsResponse,
+    InclusionProofResponse, ProvenRecord, RecordWithProof, RecordsPage, RecordsResponse,
 };

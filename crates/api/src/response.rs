@@ -243,3 +243,37 @@ mod tests {
         assert!(matches!(one, AppendResponse::One(_)));
     }
 }
+
+/// A legal hold in force (`POST /v1/admin/holds`, `GET /v1/admin/holds`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldInForce {
+    /// Its name: the index of the `x-veritrail.legal_hold` record that placed it.
+    pub hold: u64,
+    /// What it covers: one of `conversation_id`, `actor`, `resource` (strings) or `range`
+    /// (`{"first", "end"}`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object, example = json!({"conversation_id": "c-9"})))]
+    pub scope: serde_json::Value,
+    /// Why it was placed.
+    pub reason: String,
+}
+
+/// The response of `GET /v1/admin/holds`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldsResponse {
+    /// The holds in force, oldest first.
+    pub holds: Vec<HoldInForce>,
+    /// The tree size they were read at (the latest checkpoint's).
+    pub size: u64,
+}
+
+/// The response of `POST /v1/admin/holds/{hold}/release`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HoldReleased {
+    /// The hold released.
+    pub hold: u64,
+    /// The index of the `x-veritrail.legal_hold_released` record.
+    pub release: u64,
+}

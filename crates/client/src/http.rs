@@ -627,6 +627,81 @@ impl LogClient {
         serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))
     }
 
+    /// Places a legal hold (`POST /v1/admin/holds`, role `admin`): the server appends an
+    /// `x-veritrail.legal_hold` record naming `scope` and `reason` and answers once it is
+    /// durable. Not retried (a second call would place a second hold).
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn place_hold(
+        &self,
+        scope: &veritrail_records::hold::Scope,
+        reason: &str,
+    ) -> Result<veritrail_api::HoldInForce, ClientError> {
+        let mut body = scope.to_json();
+        if let Some(object) = body.as_object_mut() {
+            object.insert(
+                "reason".into(),
+                serde_json::Value::String(reason.to_owned()),
+            );
+        }
+        self.post_json("v1/admin/holds", &body).await
+    }
+
+    /// Releases legal hold `hold` (`POST /v1/admin/holds/{hold}/release`, role `admin`).
+    /// Not retried.
+    ///
+    /// # Errors
+    /// Transport and API errors (`not_found` when no such hold is in force).
+    pub async fn release_hold(
+        &self,
+        hold: u64,
+        reason: &str,
+    ) -> Result<veritrail_api::HoldReleased, ClientError> {
+        let body = serde_json::json!({ "reason": reason });
+        self.post_json(&format!("v1/admin/holds/{hold}/release"), &body)
+            .await
+    }
+
+    /// The legal holds in force (`GET /v1/admin/holds`, role `audit` or `admin`).
+    ///
+    /// # Errors
+    /// Transport and API errors.
+    pub async fn holds(&self) -> Result<veritrail_api::HoldsResponse, ClientError> {
+        let path = "v1/admin/holds";
+        let answer = self
+            .transport
+            .send(Method::GET, path, None, MAX_JSON_RESPONSE, Retry::Safe)
+            .await?;
+        let url = self.transport.url_for(path)?.to_string();
+        serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))
+    }
+
+    /// POSTs a JSON body once (no retry) and parses the JSON answer.
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let request = Body {
+            content_type: "application/json",
+            bytes: body.to_string().into_bytes(),
+            idempotency_key: None,
+        };
+        let answer = self
+            .transport
+            .send(
+                Method::POST,
+                path,
+                Some(request),
+                MAX_JSON_RESPONSE,
+                Retry::Never,
+            )
+            .await?;
+        let url = self.transport.url_for(path)?.to_string();
+        serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))
+    }
+
     async fn post_entries(
         &self,
         content_type: &'static str,

@@ -19,7 +19,8 @@
 //! - [`verify_chain`] ([`chain`]): the records presented as one conversation link into one
 //!   chain from its first record, so that none was withheld, inserted or reordered;
 //! - [`retention::RetentionPolicy`] ([`retention`]): how long a record is kept, the strictest
-//!   of its compliance domains' regimes winning.
+//!   of its compliance domains' regimes winning; [`hold::Holds`] ([`hold`]): the legal holds
+//!   in force, read from the log's own hold records.
 //!
 //! Out of scope: HTTP, storage, and the conversation chains' state (the server's committer
 //! keeps it).
@@ -55,6 +56,7 @@ pub mod chain;
 pub mod classify;
 pub mod event;
 pub mod head;
+pub mod hold;
 pub mod jcs;
 pub mod payload;
 pub mod query;

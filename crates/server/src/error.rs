@@ -308,6 +308,12 @@ pub enum NotFound {
     /// The server keeps no record indexes.
     #[error("this server keeps no record indexes, so it answers no queries")]
     NoRecordIndex,
+    /// No legal hold in force was placed by the record at this index.
+    #[error("no legal hold in force was placed at index {index}; GET /v1/admin/holds lists them")]
+    Hold {
+        /// The index asked for.
+        index: u64,
+    },
     /// The entry is a raw entry, not an agent record.
     #[error("entry {index} is a raw entry, not a record; read it from /v1/entries/{index}")]
     NotARecord {

@@ -46,6 +46,7 @@ pub mod classification;
 pub mod config;
 pub mod conn;
 pub mod error;
+pub mod holds;
 pub mod idempotency;
 pub mod integrity;
 mod middleware;

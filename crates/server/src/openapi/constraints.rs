@@ -180,7 +180,10 @@ fn needed_role(method: &str, path: &str) -> Option<Role> {
         | ("get", "/v1/records/{index}/payloads/{name}")
         | ("get", "/v1/records")
         | ("get", "/v1/conversations/{id}") => Some(Role::Audit),
-        ("post", "/v1/admin/erase") => Some(Role::Admin),
+        ("post", "/v1/admin/erase")
+        | ("post", "/v1/admin/holds")
+        | ("post", "/v1/admin/holds/{hold}/release") => Some(Role::Admin),
+        ("get", "/v1/admin/holds") => Some(Role::Audit),
         ("get", "/v1/entries/{index}")
         | ("get", "/tile/entries/{path}")
         | ("get", "/v1/proof/inclusion/by-leaf-hash") => Some(Role::Read),

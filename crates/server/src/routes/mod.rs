@@ -14,10 +14,11 @@
 //! `crate::query`, fallbacks and middleware live in `crate::middleware`.
 
 mod append;
+mod holds;
 mod ledger;
 mod operations;
 mod proofs;
-mod queries;
+pub(crate) mod queries;
 mod records;
 mod reply;
 mod tiles;
@@ -46,6 +47,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(records::event_schema),
         routes!(records::payload),
         routes!(records::erase),
+        routes!(holds::place, holds::list),
+        routes!(holds::release),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::inclusion_proof_by_leaf_hash),

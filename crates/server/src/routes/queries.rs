@@ -85,6 +85,29 @@ fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
     Ok(limit)
 }
 
+/// Waits (blocking) until the record index covers the first `size` entries. The indexer
+/// follows the committer within a fraction of a second, at once when hurried: wait for it a
+/// moment before answering 503.
+///
+/// # Errors
+/// [`ApiError::IndexCatchingUp`] after [`INDEX_WAIT`].
+pub(crate) fn wait_indexed(index: &RecordIndex, size: u64) -> Result<(), ApiError> {
+    let deadline = std::time::Instant::now() + INDEX_WAIT;
+    loop {
+        let indexed = index
+            .watermark()
+            .map_err(|e| Internal::Record(e.to_string()))?;
+        if indexed >= size {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(ApiError::IndexCatchingUp { indexed, size });
+        }
+        index.hurry();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// One page: the records matching `filter` from `cursor` on, below `size`, at most `limit`,
 /// each with its inclusion proof for `size`, and the next cursor.
 fn collect(
@@ -95,22 +118,7 @@ fn collect(
     limit: u64,
     size: u64,
 ) -> Result<(Vec<ProvenRecord>, Option<u64>), ApiError> {
-    // The indexer follows the committer within a fraction of a second, at once when hurried:
-    // wait for it a moment before answering 503.
-    let deadline = std::time::Instant::now() + INDEX_WAIT;
-    loop {
-        let indexed = index
-            .watermark()
-            .map_err(|e| Internal::Record(e.to_string()))?;
-        if indexed >= size {
-            break;
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(ApiError::IndexCatchingUp { indexed, size });
-        }
-        index.hurry();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    wait_indexed(index, size)?;
     let (candidates, more) = index
         .candidates(filter, cursor, size, SCAN_BUDGET)
         .map_err(|e| Internal::Record(e.to_string()))?;
