@@ -25,7 +25,7 @@ use crate::proof;
 use crate::store::bundle_cache::BundleCache;
 use crate::store::leaf_index::{IndexStatus, LeafIndex, Lookup};
 use crate::store::tilelog::{self, LogEnd, Scratch, TileLog, split_hashes};
-use crate::store::{CheckpointRecord, FORMAT, FORMAT_KEY, Storage, Store};
+use crate::store::{CheckpointRecord, FORMAT, FORMAT_KEY, PURGED_KEY, PurgedRange, Storage, Store};
 use crate::tile::{TileId, TileKind, entry_bundle_width, hash_tile_width};
 use crate::tree::{self, CompactRange};
 
@@ -135,6 +135,8 @@ pub struct Ledger {
     prune_cursor: Mutex<u64>,
     /// Full entry bundles that passed their check against the level-0 tiles.
     verified_bundles: Mutex<BundleCache>,
+    /// Bundles archived and purged from the entry log (see [`Ledger::purge`]).
+    purged: RwLock<Vec<PurgedRange>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -243,7 +245,18 @@ impl Ledger {
             last_checkpoint: Mutex::new(None),
             prune_cursor: Mutex::new(0),
             verified_bundles: Mutex::new(BundleCache::new(BUNDLE_CACHE_BUDGET)),
+            purged: RwLock::new(Vec::new()),
         };
+        let purged = match ledger.kv.meta(PURGED_KEY)? {
+            Some(bytes) => crate::store::purged::decode(&bytes)?,
+            None => Vec::new(),
+        };
+        // A crash between recording a purge and punching it out leaves the bytes: punch
+        // again (idempotent, and cheap on ranges already holes).
+        for range in &purged {
+            ledger.log.punch(range.bundles.clone(), head.end)?;
+        }
+        *ledger.purged.write().unwrap_or_else(|e| e.into_inner()) = purged;
         let last = ledger.check_last_checkpoint()?;
         *lock(&ledger.last_checkpoint) = last;
         Ok(ledger)
@@ -451,6 +464,7 @@ impl Ledger {
         if width == 0 || width > available {
             return Err(self.beyond_tree(0, index, width));
         }
+        self.refuse_purged(index, index * BUNDLE_ENTRIES as u64)?;
         if usize::from(available) < BUNDLE_ENTRIES {
             return self.verified_bundle(index, width, head.end);
         }
@@ -466,6 +480,78 @@ impl Ledger {
         full.get(..len)
             .map(<[u8]>::to_vec)
             .ok_or_else(|| Error::corrupted(format!("entry bundle {index} is short")))
+    }
+
+    /// The ranges of bundles archived and purged from this store, in bundle order.
+    pub fn purged(&self) -> Vec<PurgedRange> {
+        self.purged
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The purged range holding bundle `bundle`, if any.
+    pub fn purged_range(&self, bundle: u64) -> Option<PurgedRange> {
+        let purged = self.purged.read().unwrap_or_else(|e| e.into_inner());
+        let at = purged.partition_point(|r| r.bundles.end <= bundle);
+        purged.get(at).filter(|r| r.holds(bundle)).cloned()
+    }
+
+    fn refuse_purged(&self, bundle: u64, index: u64) -> Result<(), Error> {
+        match self.purged_range(bundle) {
+            None => Ok(()),
+            Some(range) => Err(Error::Purged {
+                index,
+                location: range.location,
+                record: range.record,
+            }),
+        }
+    }
+
+    /// Purges the entries of whole bundles `range.bundles` from this store, after they were
+    /// archived to `range.location` (and the archive verified) and the purge recorded in the
+    /// log as record `range.record`: the range is recorded durably first, then its bytes are
+    /// punched out of the entry log. Hash tiles stay, so every inclusion and consistency proof
+    /// still works; reads of the entries answer [`Error::Purged`] naming the archive.
+    ///
+    /// # Errors
+    /// [`Error::PurgeRefused`] unless the bundles are whole, committed and not purged yet;
+    /// storage errors.
+    pub fn purge(&self, range: PurgedRange) -> Result<(), Error> {
+        let refuse = |reason: &str| Error::PurgeRefused {
+            first: range.bundles.start,
+            end: range.bundles.end,
+            reason: reason.to_owned(),
+        };
+        let head = self.head();
+        if range.bundles.is_empty() {
+            return Err(refuse("the range is empty"));
+        }
+        if range.bundles.end.saturating_mul(BUNDLE_ENTRIES as u64) > head.tree.size {
+            return Err(refuse("the log does not hold all of them whole"));
+        }
+        if range.location.is_empty() || range.location.contains('\n') {
+            return Err(refuse(
+                "the archive location is empty or holds a line break",
+            ));
+        }
+        {
+            let mut purged = self.purged.write().unwrap_or_else(|e| e.into_inner());
+            if purged
+                .iter()
+                .any(|r| r.bundles.start < range.bundles.end && range.bundles.start < r.bundles.end)
+            {
+                return Err(refuse("some are purged already"));
+            }
+            let mut next = purged.clone();
+            next.push(range.clone());
+            next.sort_by_key(|r| r.bundles.start);
+            self.kv
+                .put_meta(PURGED_KEY, &crate::store::purged::encode(&next))?;
+            *purged = next;
+        }
+        lock(&self.verified_bundles).clear();
+        self.log.punch(range.bundles, head.end)
     }
 
     /// Sets the memory kept for verified full entry bundles (see [`Ledger::entry_bundle`]),
@@ -567,6 +653,11 @@ impl Ledger {
         let tree = self.tree_head();
         let size = tree.size;
         for bundle_index in 0..size.div_ceil(256) {
+            // Purged bundles are checked against their archive (`veritrail verify-archive`);
+            // their hash tiles are checked below like every other.
+            if self.purged_range(bundle_index).is_some() {
+                continue;
+            }
             let width = entry_bundle_width(bundle_index, size).unwrap_or(0);
             // From disk, past the cache of verified bundles: the audit checks the files.
             self.verified_bundle(bundle_index, width, self.head().end)?;
@@ -622,6 +713,7 @@ impl Ledger {
         }
         let per = BUNDLE_ENTRIES as u64;
         let bundle_index = index / per;
+        self.refuse_purged(bundle_index, index)?;
         // Below BUNDLE_ENTRIES, so it fits any usize.
         let position = (index % per) as usize;
         let short = || Error::corrupted(format!("entry bundle {bundle_index} is short"));

@@ -155,6 +155,27 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The entry's bundle was archived and its bodies purged from this store; the hash tiles
+    /// (and so every proof) remain.
+    #[error("entry {index} was archived to {location} and purged here (purge record {record})")]
+    Purged {
+        /// The first entry asked for that is purged.
+        index: u64,
+        /// Where the archive is.
+        location: String,
+        /// The index of the purge record.
+        record: u64,
+    },
+    /// A purge was refused: not whole committed bundles, or overlapping an earlier purge.
+    #[error("cannot purge bundles {first}..{end}: {reason}")]
+    PurgeRefused {
+        /// The first bundle.
+        first: u64,
+        /// The end bundle.
+        end: u64,
+        /// Why.
+        reason: String,
+    },
     /// A store backend name is unknown or was not compiled in.
     #[error("unknown or disabled store backend {name:?} (expected \"redb\" or \"sled\")")]
     UnknownBackend {

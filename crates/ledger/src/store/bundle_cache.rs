@@ -41,6 +41,13 @@ impl BundleCache {
         }
     }
 
+    /// Forgets every bundle.
+    pub(crate) fn clear(&mut self) {
+        self.bundles.clear();
+        self.by_use.clear();
+        self.used = 0;
+    }
+
     /// The bytes of bundle `index`, if cached; marks it as just used.
     pub(crate) fn get(&mut self, index: u64) -> Option<Arc<Vec<u8>>> {
         self.tick += 1;

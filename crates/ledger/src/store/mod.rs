@@ -29,6 +29,7 @@ mod sled;
 
 pub(crate) mod bundle_cache;
 pub(crate) mod leaf_index;
+pub mod purged;
 pub(crate) mod tilelog;
 
 #[cfg(feature = "redb")]
@@ -36,6 +37,7 @@ pub use self::redb::RedbStore;
 #[cfg(feature = "sled")]
 pub use self::sled::{LOCK_WAIT as SLED_LOCK_WAIT, SledStore};
 pub use leaf_index::{IndexStatus, RUN_MIN, TAIL_SCAN_LIMIT};
+pub use purged::{PURGED_KEY, PurgedRange};
 
 use std::path::{Path, PathBuf};
 

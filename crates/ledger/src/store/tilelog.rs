@@ -815,6 +815,57 @@ impl TileLog {
     }
 }
 
+impl TileLog {
+    /// Frees the bytes of entry bundles `bundles` (whole, committed) in the entry log, which
+    /// ends at `end`: their range of the file becomes a hole (`fallocate(PUNCH_HOLE)`, the
+    /// file keeps its size and every offset), or, on a filesystem without holes, zeros. Then
+    /// synced. The frames there can never be read again; the caller must have recorded the
+    /// purge first, so that nothing tries. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub(crate) fn punch(&self, bundles: std::ops::Range<u64>, end: LogEnd) -> Result<(), Error> {
+        let per = BUNDLE_ENTRIES as u64;
+        let start = read_u64_at(&self.bundles, bundles.start * 8, "read the bundle offsets")?;
+        let stop = if bundles.end * per < end.size {
+            read_u64_at(&self.bundles, bundles.end * 8, "read the bundle offsets")?
+        } else {
+            end.offset
+        };
+        let len = stop.saturating_sub(start);
+        if len == 0 {
+            return Ok(());
+        }
+        use rustix::fs::{FallocateFlags, fallocate};
+        match fallocate(
+            &self.entries,
+            FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+            start,
+            len,
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+                let zeros = vec![0u8; 1 << 20];
+                let mut at = start;
+                while at < stop {
+                    let n = (stop - at).min(zeros.len() as u64) as usize;
+                    self.entries
+                        .write_all_at(zeros.get(..n).unwrap_or_default(), at)
+                        .map_err(io("zero purged entries"))?;
+                    at += n as u64;
+                }
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    "punch purged entries out of the entry log",
+                    e.into(),
+                ));
+            }
+        }
+        self.entries.sync_data().map_err(io("sync the entry log"))
+    }
+}
+
 /// Appends a leaf to `range`, collecting every completed node at a tile level boundary.
 fn range_append(range: &mut CompactRange, nodes: &mut Vec<Vec<u8>>, leaf: Hash) {
     range.append(leaf, |level, _, node| {

@@ -4,6 +4,7 @@
 
 mod differential;
 mod model;
+mod purge;
 mod recovery;
 mod retention;
 mod storage;
