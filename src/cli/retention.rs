@@ -5,18 +5,15 @@
 //! record's retention counts from `received_at` (the log's clock); a raw entry's from the
 //! signing time of the first stored checkpoint that covers it (an upper bound on when it was
 //! appended, so never early); an entry no dated checkpoint covers yet counts from now. A
-//! partial last bundle never expires (it is still growing). Nothing is changed.
+//! partial last bundle never expires (it is still growing); a bundle a legal hold keeps is
+//! marked held (`veritrail_server::retention`). Nothing is changed.
 
 use std::path::PathBuf;
 
-use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use veritrail_ledger::bundle::{BUNDLE_ENTRIES, iter_bundle};
-use veritrail_ledger::tile::entry_bundle_width;
-use veritrail_records::query::unix_nanos;
-use veritrail_records::retention::{Expiry, RetentionPolicy};
-use veritrail_records::{is_record, parse_leaf};
+use veritrail_records::retention::RetentionPolicy;
+use veritrail_server::retention::{self, BundlePlan};
 
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::error::CliError;
@@ -58,128 +55,46 @@ pub(crate) fn run(command: &RetentionCommand) -> Result<(), CliError> {
     }
 }
 
-/// One bundle's plan.
-struct BundlePlan {
-    bundle: u64,
-    entries: std::ops::Range<u64>,
-    /// `None`: a partial bundle, kept while it grows.
-    expiry: Option<Expiry>,
-}
-
 fn plan(args: &PlanArgs) -> Result<(), CliError> {
-    let policy = match &args.policy {
-        None => RetentionPolicy::default(),
-        Some(path) => {
-            let text = read_capped(path, veritrail_records::retention::MAX_POLICY_SIZE)?;
-            RetentionPolicy::parse(&String::from_utf8_lossy(&text)).map_err(|e| {
-                CliError::Usage {
-                    message: format!("{}: {e}", path.display()),
-                    hint: "see docs/operations.md#retention for the policy format".into(),
-                }
-            })?
-        }
-    };
-    let now = match &args.now {
-        None => OffsetDateTime::now_utc(),
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|e| CliError::Usage {
-            message: format!("--now {text:?}: {e}"),
-            hint: "give an RFC 3339 time, e.g. 2032-03-01T00:00:00Z".into(),
-        })?,
-    };
+    let policy = load_policy(args.policy.as_deref())?;
+    let now = parse_now(args.now.as_deref())?;
     let ledger = args.data.open()?;
     let size = ledger.tree_head().size;
     let audit = |source| CliError::Audit { source };
-    let mut plans = Vec::new();
-    for bundle in 0..size.div_ceil(BUNDLE_ENTRIES as u64) {
-        let first = bundle * BUNDLE_ENTRIES as u64;
-        let width = entry_bundle_width(bundle, size).unwrap_or(0);
-        let entries = first..first + u64::from(width);
-        if usize::from(width) < BUNDLE_ENTRIES {
-            plans.push(BundlePlan {
-                bundle,
-                entries,
-                expiry: None,
-            });
-            continue;
-        }
-        let bytes = ledger.entry_bundle(bundle, width).map_err(audit)?;
-        let mut latest: Option<Expiry> = None;
-        let mut raw = Vec::new();
-        for (offset, entry) in iter_bundle(&bytes).enumerate() {
-            let index = first + offset as u64;
-            let Ok(entry) = entry else { break };
-            if !is_record(entry) {
-                raw.push(index);
-                continue;
-            }
-            let expiry = match parse_leaf(entry) {
-                Ok(record) => {
-                    let start = match received(&record) {
-                        Some(start) => Some(start),
-                        None => covered(&ledger, index)?,
-                    };
-                    policy.expiry(&record, start.unwrap_or(now))
-                }
-                // A record leaf that does not parse is kept as long as the strictest rule
-                // could ask: treat it as raw, from now.
-                Err(_) => policy.expiry_raw(now),
-            };
-            keep_latest(&mut latest, expiry);
-        }
-        // Raw entries keep the default from the first checkpoint covering them: that time
-        // grows with the index, so the bundle's last raw entry decides, when a checkpoint
-        // covers it; otherwise each is dated on its own (some may be covered, others not).
-        let last_covered = match raw.last() {
-            Some(&last) => covered(&ledger, last)?,
-            None => None,
-        };
-        match last_covered {
-            Some(start) => keep_latest(&mut latest, policy.expiry_raw(start)),
-            None => {
-                for index in raw {
-                    let start = covered(&ledger, index)?.unwrap_or(now);
-                    keep_latest(&mut latest, policy.expiry_raw(start));
-                }
-            }
-        }
-        plans.push(BundlePlan {
-            bundle,
-            entries,
-            expiry: latest,
-        });
-    }
+    let holds = veritrail_server::holds::scan(&ledger, size).map_err(audit)?;
+    let plans = retention::plan(&ledger, &policy, &holds, size, now).map_err(audit)?;
     print(&plans, now, args.json)
 }
 
-/// Keeps in `latest` whichever of it and `expiry` ends later.
-fn keep_latest(latest: &mut Option<Expiry>, expiry: Expiry) {
-    if latest.as_ref().is_none_or(|l| expiry.until > l.until) {
-        *latest = Some(expiry);
+/// The retention policy of `--policy`, or the defaults.
+///
+/// # Errors
+/// [`CliError::Usage`] for a policy that does not parse; read errors.
+pub(crate) fn load_policy(path: Option<&std::path::Path>) -> Result<RetentionPolicy, CliError> {
+    match path {
+        None => Ok(RetentionPolicy::default()),
+        Some(path) => {
+            let text = read_capped(path, veritrail_records::retention::MAX_POLICY_SIZE)?;
+            RetentionPolicy::parse(&String::from_utf8_lossy(&text)).map_err(|e| CliError::Usage {
+                message: format!("{}: {e}", path.display()),
+                hint: "see docs/operations.md#retention for the policy format".into(),
+            })
+        }
     }
 }
 
-/// When the log received a record (`received_at`, else its `timestamp`).
-fn received(record: &Value) -> Option<OffsetDateTime> {
-    ["received_at", "timestamp"]
-        .iter()
-        .find_map(|field| {
-            record
-                .get(field)
-                .and_then(Value::as_str)
-                .and_then(unix_nanos)
-        })
-        .and_then(|nanos| OffsetDateTime::from_unix_timestamp_nanos(nanos).ok())
-}
-
-/// When the first dated checkpoint covering `index` was signed.
-fn covered(
-    ledger: &veritrail_ledger::Ledger,
-    index: u64,
-) -> Result<Option<OffsetDateTime>, CliError> {
-    Ok(ledger
-        .covered_since(index)
-        .map_err(|source| CliError::Audit { source })?
-        .and_then(|secs| OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()))
+/// `--now` (RFC 3339), or the current time.
+///
+/// # Errors
+/// [`CliError::Usage`] for a time that does not parse.
+pub(crate) fn parse_now(text: Option<&str>) -> Result<OffsetDateTime, CliError> {
+    match text {
+        None => Ok(OffsetDateTime::now_utc()),
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|e| CliError::Usage {
+            message: format!("{text:?}: {e}"),
+            hint: "give an RFC 3339 time, e.g. 2032-03-01T00:00:00Z".into(),
+        }),
+    }
 }
 
 fn print(plans: &[BundlePlan], now: OffsetDateTime, json: bool) -> Result<(), CliError> {
@@ -187,13 +102,18 @@ fn print(plans: &[BundlePlan], now: OffsetDateTime, json: bool) -> Result<(), Cl
     let mut out = String::new();
     let mut expired = 0;
     for plan in plans {
-        let (until, because, is_expired) = match &plan.expiry {
-            Some(expiry) => (
+        let (until, because, is_expired) = match (&plan.archived_to, &plan.expiry) {
+            (Some(location), _) => (None, format!("archived to {location} and purged"), false),
+            (None, Some(expiry)) => (
                 Some(date(expiry.until)),
                 expiry.because.clone(),
                 expiry.until <= now,
             ),
-            None => (None, "partial bundle (still growing)".to_owned(), false),
+            (None, None) => (None, "partial bundle (still growing)".to_owned(), false),
+        };
+        let because = match plan.held_by {
+            Some(hold) => format!("{because}; held by legal hold {hold}"),
+            None => because,
         };
         expired += usize::from(is_expired);
         if json {
@@ -204,6 +124,9 @@ fn print(plans: &[BundlePlan], now: OffsetDateTime, json: bool) -> Result<(), Cl
                 "expires": until,
                 "because": because,
                 "expired": is_expired,
+                "held_by": plan.held_by,
+                "archived_to": plan.archived_to,
+                "purgeable": plan.purgeable(now),
             });
             out.push_str(&format!("{line}\n"));
         } else {
@@ -212,7 +135,11 @@ fn print(plans: &[BundlePlan], now: OffsetDateTime, json: bool) -> Result<(), Cl
                 plan.bundle,
                 plan.entries.start,
                 plan.entries.end,
-                until.as_deref().unwrap_or("kept"),
+                until.as_deref().unwrap_or(if plan.archived_to.is_some() {
+                    "purged"
+                } else {
+                    "kept"
+                }),
                 because,
                 if is_expired { "  (expired)" } else { "" }
             ));

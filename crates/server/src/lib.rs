@@ -57,6 +57,7 @@ pub mod payloads;
 pub mod publisher;
 mod query;
 pub mod record_index;
+pub mod retention;
 pub mod routes;
 pub mod sequencer;
 mod swap;
