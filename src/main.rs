@@ -41,8 +41,8 @@ use clap::{Parser, Subcommand};
 
 use crate::cli::common::error::CliError;
 use crate::cli::{
-    admin, append, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor, payload,
-    prove, query, record, retention, serve, verify_evidence, verify_receipt, witness,
+    admin, append, archive, audit, bench, checkpoint, get, keygen, log_append, log_verify, monitor,
+    payload, prove, query, record, retention, serve, verify_evidence, verify_receipt, witness,
 };
 
 /// Veritrail: a tamper-evident, append-only audit ledger for AI agents.
@@ -101,6 +101,19 @@ enum Command {
     /// store and which rule keeps it (a dry run on a stopped server's data directory).
     #[command(subcommand)]
     Retention(retention::RetentionCommand),
+    /// Archive what has expired, verify the archive, then purge it from the primary store.
+    ///
+    /// On a stopped server's --data: plans retention at --until under --policy and the legal
+    /// holds in force, writes each run of expired bundles (with the hash tiles that prove
+    /// them, a checkpoint, the records' sealed payloads and a manifest signed by the log key)
+    /// to --to, reads it all back and verifies it, appends a purge record, and only then
+    /// purges the bundles' entries and payloads. Hash tiles stay: every proof still works.
+    Archive(Box<archive::ArchiveArgs>),
+    /// Verify archives offline.
+    ///
+    /// Exit code 0 if every archive at LOCATION is complete and proven against a checkpoint
+    /// signed by --log-key; 1 if one is not (the reason is printed); 2 if one cannot be read.
+    VerifyArchive(Box<archive::VerifyArchiveArgs>),
     /// Run a C2SP tlog-witness: `witness serve` cosigns checkpoints of the logs it trusts,
     /// `witness add-log` trusts one more.
     #[command(subcommand)]
@@ -170,6 +183,8 @@ fn main() -> ExitCode {
         Command::Admin(command) => admin::run(&command).map(done),
         Command::Witness(command) => witness::run(command).map(done),
         Command::Retention(command) => retention::run(&command).map(done),
+        Command::Archive(args) => archive::run(&args).map(done),
+        Command::VerifyArchive(args) => archive::verify(&args).map(done),
         Command::Get(args) => get::run(&args).map(done),
         Command::Prove(args) => prove::run(&args).map(done),
         Command::Checkpoint(args) => checkpoint::run(&args).map(done),

@@ -11,6 +11,7 @@
 //! | `log append`                 | [`log_append`]        |
 //! | `log verify`                 | [`log_verify`]        |
 //! | `admin reindex`, `admin hold`| [`admin`]             |
+//! | `archive`, `verify-archive` | [`archive`]          |
 //! | `bench append`               | [`bench`](mod@bench) (the load generator, its own module tree) |
 //! | `append`                     | [`append`]            |
 //! | `record`                     | [`record`]            |
@@ -26,6 +27,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod append;
+pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod bench;
 pub(crate) mod checkpoint;

@@ -100,13 +100,16 @@ pub enum ErrorCode {
     ConversationClosed,
     /// 410: the payload was destroyed by an erasure; the message names the erasure record.
     PayloadErased,
+    /// 410: the entry was archived and purged from the primary store; the message names the
+    /// archive's location and the purge record (C2SP tlog-tiles pruning).
+    Archived,
     /// 500: an internal fault.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -126,6 +129,7 @@ impl ErrorCode {
         ErrorCode::InvalidRecord,
         ErrorCode::ConversationClosed,
         ErrorCode::PayloadErased,
+        ErrorCode::Archived,
         ErrorCode::UriTooLong,
         ErrorCode::HeadersTooLarge,
         ErrorCode::Corrupted,
@@ -156,6 +160,7 @@ impl ErrorCode {
             ErrorCode::InvalidRecord => "invalid_record",
             ErrorCode::ConversationClosed => "conversation_closed",
             ErrorCode::PayloadErased => "payload_erased",
+            ErrorCode::Archived => "archived",
             ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::Corrupted => "corrupted",
@@ -180,7 +185,7 @@ impl ErrorCode {
             ErrorCode::IndexOutOfRange | ErrorCode::SizeOutOfRange => 422,
             ErrorCode::InvalidRecord => 422,
             ErrorCode::ConversationClosed => 409,
-            ErrorCode::PayloadErased => 410,
+            ErrorCode::PayloadErased | ErrorCode::Archived => 410,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal | ErrorCode::Corrupted => 500,

@@ -60,6 +60,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod ascii;
 pub mod bundle;
 pub mod checkpoint;

@@ -4,6 +4,11 @@
 //!
 //! Built at start by reading every record of the log once (the log is the only source of
 //! truth; this state is derived), then kept by the committer alone.
+//!
+//! Bundles archived and purged cannot be read again, yet a conversation whose last record is
+//! there may go on: before a purge, the archival job saves the head of every conversation
+//! with a record in the purged bundles in the store's metadata ([`PURGED_HEADS_KEY`]), and
+//! loading starts from those. A head is only ever replaced by a later record.
 
 use std::collections::HashMap;
 
@@ -21,6 +26,10 @@ pub(crate) struct Head {
     pub(crate) closed: bool,
 }
 
+/// Metadata key of the heads saved from purged bundles: one line per conversation,
+/// `<index> <leaf hash, base64> <0|1 closed> <conversation>`.
+pub(crate) const PURGED_HEADS_KEY: &str = "purged-chain-heads";
+
 /// The head of every conversation in the log.
 #[derive(Debug, Default)]
 pub(crate) struct Chains {
@@ -34,9 +43,14 @@ impl Chains {
     /// # Errors
     /// The ledger's read errors other than corruption.
     pub(crate) fn load(ledger: &Ledger) -> Result<Chains, veritrail_ledger::Error> {
-        let mut chains = Chains::default();
+        let mut chains = Chains {
+            heads: purged_heads(ledger)?,
+        };
         let size = ledger.tree_head().size;
         for bundle in 0..size.div_ceil(BUNDLE_ENTRIES as u64) {
+            if ledger.purged_range(bundle).is_some() {
+                continue;
+            }
             let width = entry_bundle_width(bundle, size).unwrap_or(0);
             let bytes = match ledger.entry_bundle(bundle, width) {
                 Ok(bytes) => bytes,
@@ -70,6 +84,13 @@ impl Chains {
         };
         let closed = record.get("action").and_then(|a| a.as_str())
             == Some(Action::ConversationEnded.as_str());
+        if self
+            .heads
+            .get(conversation)
+            .is_some_and(|head| head.last.index > index)
+        {
+            return;
+        }
         self.heads.insert(
             conversation.to_owned(),
             Head {
@@ -99,4 +120,75 @@ impl Chains {
     pub(crate) fn len(&self) -> usize {
         self.heads.len()
     }
+}
+
+/// The heads saved from purged bundles.
+fn purged_heads(ledger: &Ledger) -> Result<HashMap<String, Head>, veritrail_ledger::Error> {
+    let mut heads = HashMap::new();
+    let Some(bytes) = ledger.store().meta(PURGED_HEADS_KEY)? else {
+        return Ok(heads);
+    };
+    let bad = || veritrail_ledger::Error::Corrupted {
+        what: "the purged conversation heads".into(),
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (Some(index), Some(hash), Some(closed), Some(conversation)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let index = veritrail_ledger::ascii::parse_decimal(index).map_err(|_| bad())?;
+        let leaf_hash = veritrail_ledger::Hash::from_base64(hash).map_err(|_| bad())?;
+        heads.insert(
+            conversation.to_owned(),
+            Head {
+                last: Prev { index, leaf_hash },
+                closed: closed == "1",
+            },
+        );
+    }
+    Ok(heads)
+}
+
+/// Saves, before bundles `bundles` are purged, the last record of every conversation they
+/// hold (merged with the heads saved before: the later record wins). Blocking.
+///
+/// # Errors
+/// Ledger and store errors.
+pub(crate) fn save_purged_heads(
+    ledger: &Ledger,
+    bundles: std::ops::Range<u64>,
+) -> Result<(), veritrail_ledger::Error> {
+    let mut chains = Chains {
+        heads: purged_heads(ledger)?,
+    };
+    for bundle in bundles {
+        let bytes = ledger.entry_bundle(bundle, BUNDLE_ENTRIES as u16)?;
+        for (offset, entry) in iter_bundle(&bytes).enumerate() {
+            let Ok(entry) = entry else { break };
+            if is_record(entry) {
+                chains.note(bundle * BUNDLE_ENTRIES as u64 + offset as u64, entry);
+            }
+        }
+    }
+    let mut lines: Vec<String> = chains
+        .heads
+        .iter()
+        .map(|(conversation, head)| {
+            format!(
+                "{} {} {} {conversation}",
+                head.last.index,
+                head.last.leaf_hash.to_base64(),
+                u8::from(head.closed)
+            )
+        })
+        .collect();
+    lines.sort();
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    ledger.store().put_meta(PURGED_HEADS_KEY, text.as_bytes())
 }

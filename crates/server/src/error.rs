@@ -126,6 +126,18 @@ pub enum ApiError {
         /// The erasure record's index.
         erasure_index: u64,
     },
+    /// The entry was archived and purged from this store.
+    #[error(
+        "entry {index} was archived to {location} and purged from this server (purge record {record}); read it from the archive"
+    )]
+    Archived {
+        /// The entry asked for.
+        index: u64,
+        /// The archive's location.
+        location: String,
+        /// The purge record's index.
+        record: u64,
+    },
     /// The request's target is longer than the server reads.
     #[error("the request's path and query exceed {limit} bytes")]
     UriTooLong {
@@ -460,6 +472,7 @@ impl ApiError {
             ApiError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
             ApiError::ConversationClosed { .. } => ErrorCode::ConversationClosed,
             ApiError::PayloadErased { .. } => ErrorCode::PayloadErased,
+            ApiError::Archived { .. } => ErrorCode::Archived,
             ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
             ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ApiError::Corrupted { .. } => ErrorCode::Corrupted,
@@ -505,6 +518,15 @@ impl From<veritrail_ledger::Error> for ApiError {
                 ApiError::InvalidEntry(InvalidEntry::TooLarge { position, size })
             }
             E::Corrupted { what } => ApiError::Corrupted { what },
+            E::Purged {
+                index,
+                location,
+                record,
+            } => ApiError::Archived {
+                index,
+                location,
+                record,
+            },
             other => ApiError::Internal(Internal::Ledger(other)),
         }
     }

@@ -41,7 +41,12 @@ pub fn in_force(
             .candidates(&filter, cursor, size, PAGE)
             .map_err(|e| Internal::Record(e.to_string()))?;
         for &candidate in &candidates {
-            let leaf = ledger.entry(candidate)?;
+            // A purged hold record belonged to a released hold (a hold in force keeps its
+            // record), whose release is read from the log or was purged with it.
+            let leaf = match ledger.entry(candidate) {
+                Err(veritrail_ledger::Error::Purged { .. }) => continue,
+                other => other?,
+            };
             if let Ok(record) = parse_leaf(&leaf) {
                 holds.observe(candidate, &record);
             }
@@ -65,6 +70,9 @@ pub fn in_force(
 pub fn scan(ledger: &Ledger, size: u64) -> Result<Holds, veritrail_ledger::Error> {
     let mut holds = Holds::new();
     for bundle in 0..size.div_ceil(256) {
+        if ledger.purged_range(bundle).is_some() {
+            continue;
+        }
         let width = entry_bundle_width(bundle, size).unwrap_or(0);
         let bytes = ledger.entry_bundle(bundle, width)?;
         for (offset, entry) in iter_bundle(&bytes).enumerate() {

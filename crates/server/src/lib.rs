@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod archive;
 pub mod auth;
 mod body;
 mod chains;

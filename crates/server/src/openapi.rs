@@ -524,6 +524,11 @@ mod tests {
                 conversation: "c".into(),
             },
             ApiError::PayloadErased { erasure_index: 1 },
+            ApiError::Archived {
+                index: 5,
+                location: "s3://archive/log/bundles-0-4".into(),
+                record: 1030,
+            },
             ApiError::UriTooLong { limit: 1 },
             ApiError::HeadersTooLarge { limit: 1 },
             ApiError::Corrupted { what: "e".into() },
@@ -552,6 +557,7 @@ mod tests {
                 | ApiError::InvalidRecord { .. }
                 | ApiError::ConversationClosed { .. }
                 | ApiError::PayloadErased { .. }
+                | ApiError::Archived { .. }
                 | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }
                 | ApiError::Corrupted { .. }

@@ -478,6 +478,8 @@ impl RecordIndex {
                 Err(veritrail_ledger::Error::Corrupted { what }) => {
                     tracing::error!(bundle, %what, "a bundle failed verification; its records are not indexed");
                 }
+                // Archived and purged: its records are in the archive, not indexed here.
+                Err(veritrail_ledger::Error::Purged { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
             bundle += 1;

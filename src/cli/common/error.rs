@@ -297,6 +297,28 @@ pub(crate) enum CliError {
         #[source]
         source: reqwest::Error,
     },
+    /// `archive`: the run stopped; archives finished before it stay purged, nothing of the
+    /// failing one was purged.
+    #[error("archival stopped")]
+    Archive {
+        /// Why.
+        #[source]
+        source: veritrail_server::archive::ArchiveRunError,
+    },
+    /// `verify-archive`: the archive was read and is not valid. Exit code 1.
+    #[error("the archive is not valid")]
+    ArchiveInvalid {
+        /// The first reason found.
+        #[source]
+        source: veritrail_archive::ArchiveError,
+    },
+    /// `verify-archive`: the archive could not be read. Exit code 2.
+    #[error("cannot read the archive")]
+    ArchiveUnreadable {
+        /// Why.
+        #[source]
+        source: veritrail_archive::ArchiveError,
+    },
     /// `bench append`: the server at `--url` answered its health check with an error.
     #[error("{url} answered {status}")]
     Unhealthy {
@@ -370,6 +392,7 @@ impl CliError {
                 | CliError::BadReceipt { .. }
                 | CliError::Policy { .. }
                 | CliError::ReceiptForOtherEntry { .. }
+                | CliError::ArchiveInvalid { .. }
         )
     }
 
@@ -450,6 +473,9 @@ impl CliError {
                 "start the server (`veritrail serve`) or pass its address with --url".into()
             }
             CliError::Unhealthy { .. } => "is --url the address of a `veritrail serve`?".into(),
+            CliError::Archive { .. } => "nothing unverified was purged; fix the cause above (the target's permissions, space, credentials) and run it again: a run finishes what an interrupted one left".into(),
+            CliError::ArchiveInvalid { .. } => "do not rely on this copy: keep it as evidence, and restore the archive from another copy (the log's hash tiles still prove every entry of a good copy)".into(),
+            CliError::ArchiveUnreadable { .. } => "check the location, its credentials (AWS_* for s3://) and the network, then retry".into(),
             CliError::BenchFailed { unauthorized, .. } => if *unauthorized {
                 "pass a token with the append role: --token or VERITRAIL_TOKEN"
             } else {

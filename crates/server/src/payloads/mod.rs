@@ -440,6 +440,54 @@ impl PayloadStore {
             .ok_or(PayloadError::Undecryptable { path })
     }
 
+    /// A record's payloads as stored, still sealed, for an archive: a JSON object
+    /// `{"nonce", "key_id", "sealed_key", "payloads": [{"name", "sealed"}]}` (hex ids, base64
+    /// sealed bytes) — the record's data key sealed under the master key (AAD
+    /// `veritrail/data-key/v1\0<key id hex>`), each payload sealed under the data key (AAD
+    /// `<nonce hex>\0<name>`), exactly as this store keeps them. Only the master key opens
+    /// them. `None` when the record has no payloads here (none stored, or erased).
+    ///
+    /// # Errors
+    /// I/O errors; [`PayloadError::Random`].
+    pub fn export(&self, nonce: &[u8]) -> Result<Option<Vec<u8>>, PayloadError> {
+        let Ok(nonce) = <[u8; 16]>::try_from(nonce) else {
+            return Ok(None);
+        };
+        let (blobs, key_id, key) = {
+            let index = self.index();
+            let Some(record) = index.records.get(&nonce) else {
+                return Ok(None);
+            };
+            if record.erased.is_some() || record.payloads.is_empty() {
+                return Ok(None);
+            }
+            let Some(slot) = index.keys.get(&record.key) else {
+                return Ok(None);
+            };
+            (record.payloads.clone(), record.key, slot.key)
+        };
+        let mut payloads = Vec::new();
+        for (name, blob) in blobs {
+            let path = log::segment_path(&self.dir, blob.segment);
+            let mut sealed = vec![0u8; blob.len as usize];
+            std::fs::File::open(&path)
+                .and_then(|file| {
+                    use std::os::unix::fs::FileExt as _;
+                    file.read_exact_at(&mut sealed, blob.offset)
+                })
+                .map_err(io(&path, "read a payload"))?;
+            payloads.push(serde_json::json!({"name": &*name, "sealed": STANDARD.encode(&sealed)}));
+        }
+        let sealed_key = seal(&self.master, &key, &log::key_aad(&key_id))?;
+        let json = serde_json::json!({
+            "nonce": hex(&nonce),
+            "key_id": hex(&key_id),
+            "sealed_key": STANDARD.encode(&sealed_key),
+            "payloads": payloads,
+        });
+        Ok(Some(json.to_string().into_bytes()))
+    }
+
     /// The records and keys an erasure of `label` (a data key), of `conversation` or of the
     /// record with `nonce` affects.
     ///

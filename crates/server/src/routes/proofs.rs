@@ -221,6 +221,8 @@ served (500 `corrupted`). Role: `read` (or `audit`, `admin`), or none with `--pu
         AccessErrors,
         (status = 404, description = "`not_found`: no such entry, or (with `proof`) not covered \
 by the latest checkpoint yet or none published", body = ErrorBody),
+        (status = 410, description = "`archived`: archived and purged from this server; the \
+message names the archive and the purge record", body = ErrorBody),
         TimeoutError,
         (status = 500, description = "`corrupted`: the stored entry does not hash to its leaf \
 hash (it is not served, and `/readyz` fails); or `internal`: detail in the server log",

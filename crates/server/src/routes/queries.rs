@@ -129,7 +129,11 @@ fn collect(
             next_cursor = Some(candidate);
             break;
         }
-        let leaf = ledger.entry(candidate)?;
+        // An archived and purged record is in its archive, not answered here.
+        let leaf = match ledger.entry(candidate) {
+            Err(veritrail_ledger::Error::Purged { .. }) => continue,
+            other => other?,
+        };
         let Ok(record) = parse_leaf(&leaf) else {
             continue;
         };

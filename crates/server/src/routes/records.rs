@@ -308,6 +308,8 @@ is 404")),
         AccessErrors,
         (status = 404, description = "`not_found`: no such entry, a raw entry (not a record), \
 or not covered by the latest checkpoint yet", body = ErrorBody),
+        (status = 410, description = "`archived`: archived and purged from this server; the \
+message names the archive and the purge record", body = ErrorBody),
         TimeoutError,
         InternalError,
     ),
@@ -409,7 +411,8 @@ record. Role: `audit` (or `admin`).",
         AccessErrors,
         (status = 404, description = "`not_found`: no such record or payload", body = ErrorBody),
         (status = 410, description = "`payload_erased`: destroyed by the erasure record the \
-message names", body = ErrorBody),
+message names; `archived`: the record was archived and purged from this server (its payloads \
+are in the archive, sealed)", body = ErrorBody),
         TimeoutError,
         InternalError,
     ),

@@ -110,6 +110,8 @@ big-endian u16", body = EntryBundle, content_type = "application/octet-stream"),
         AccessErrors,
         (status = 404, description = "`not_found`: not a canonical bundle path, or beyond the \
 committed tree", body = ErrorBody),
+        (status = 410, description = "`archived`: the bundle was archived and purged from this \
+server (C2SP tlog-tiles pruning); the message names the archive", body = ErrorBody),
         TimeoutError,
         (status = 500, description = "`corrupted`: an entry of the bundle does not hash to its \
 leaf hash (the bundle is not served, and `/readyz` fails); or `internal`: detail in the \
