@@ -84,6 +84,8 @@ pub(crate) fn start_witness(
 #[allow(dead_code)]
 pub(crate) struct S3 {
     _child: ChildGuard,
+    /// The `moto_server` that runs it (its venv's `python` has boto3).
+    moto: std::path::PathBuf,
     /// `http://127.0.0.1:<port>`.
     pub(crate) endpoint: String,
     /// The bucket.
@@ -112,6 +114,11 @@ impl S3 {
             command.env(key, value);
         }
         command
+    }
+
+    /// The Python beside `moto_server` (moto's venv, which has boto3).
+    pub(crate) fn python(&self) -> std::path::PathBuf {
+        self.moto.with_file_name("python")
     }
 
     /// The plain-HTTP URL of `prefix` in the bucket, as a reader without credentials sees it.
@@ -194,6 +201,7 @@ pub(crate) async fn start_s3(bucket: &str) -> Option<S3> {
     assert!(response.status().is_success(), "{response:?}");
     Some(S3 {
         _child: child,
+        moto,
         endpoint,
         bucket: bucket.to_owned(),
     })
