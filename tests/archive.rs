@@ -398,6 +398,11 @@ async fn eight_years_strictest_wins_holds_block_nothing_early_everything_expired
 
 /// A log of `bundles` full bundles of raw-default records received in 2026.
 fn small_log(dir: &Path, bundles: u64) -> (Arc<Ledger>, String) {
+    small_log_at(dir, bundles, month(0))
+}
+
+/// A log of `bundles` full bundles of raw-default records received from `start` on.
+fn small_log_at(dir: &Path, bundles: u64, start: OffsetDateTime) -> (Arc<Ledger>, String) {
     let signer = signer();
     let vkey = signer.verifier().to_string();
     // Where `veritrail archive --data` looks for the log's key; audit data is owner-only.
@@ -419,7 +424,7 @@ fn small_log(dir: &Path, bundles: u64) -> (Arc<Ledger>, String) {
     let leaves: Vec<Vec<u8>> = (0..bundles * 256)
         .map(|i| {
             leaf(
-                month(0) + time::Duration::seconds(i as i64),
+                start + time::Duration::seconds(i as i64),
                 Action::ToolInvoked,
                 &[],
                 None,
@@ -429,7 +434,7 @@ fn small_log(dir: &Path, bundles: u64) -> (Arc<Ledger>, String) {
         .collect();
     ledger.append(&leaves).unwrap();
     ledger
-        .sign_checkpoint_at(month(0).unix_timestamp() as u64)
+        .sign_checkpoint_at(start.unix_timestamp() as u64)
         .unwrap();
     (ledger, vkey)
 }
@@ -650,4 +655,178 @@ s3.put_object(Bucket='veritrail-archive',Key=k,Body=bytes(b))\n";
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("tile/entries/003"), "{stderr}");
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_veritrail"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Waits until the server at `base` publishes a checkpoint of at least `size`.
+async fn published(base: &str, size: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let note = reqwest::get(format!("{base}/checkpoint"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if note
+            .lines()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+            >= size
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of {size}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn serve(data: &Path, extra: &[&str]) -> (support::ChildGuard, String) {
+    let (child, lines) = support::spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_veritrail"))
+            .args([
+                "serve",
+                "--no-auth",
+                "--listen",
+                "127.0.0.1:0",
+                "--checkpoint-interval",
+                "50ms",
+                "--origin",
+                ORIGIN,
+                "--data",
+            ])
+            .arg(data)
+            .args(extra)
+            .stderr(std::process::Stdio::null()),
+    );
+    let base = support::line_after(
+        &lines,
+        "veritrail listening on ",
+        std::time::Duration::from_secs(60),
+    );
+    (child, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_archives_on_request_honours_holds_and_reserves_its_archives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let start = Date::from_calendar_date(2024, Month::January, 1)
+        .unwrap()
+        .with_time(Time::MIDNIGHT)
+        .assume_utc();
+    let vkey = {
+        let (ledger, vkey) = small_log_at(&data, 6, start);
+        drop(ledger);
+        vkey
+    };
+    let target = dir.path().join("archive");
+    let target_arg = target.to_str().unwrap().to_owned();
+    let (server, base) = serve(
+        &data,
+        &["--archive-to", &target_arg, "--archive-interval", "0s"],
+    );
+    published(&base, 1536).await;
+
+    // A hold on the first bundle, in force once a checkpoint covers its record.
+    let placed = cli(&[
+        "admin",
+        "hold",
+        "add",
+        "--range",
+        "0..256",
+        "--reason",
+        "litigation",
+        "--url",
+        &base,
+    ]);
+    assert!(placed.status.success(), "{placed:?}");
+    let hold: Value = serde_json::from_slice(&placed.stdout).unwrap();
+    let hold = hold["hold"].as_u64().unwrap();
+    published(&base, hold + 1).await;
+
+    let run = cli(&["archive", "--url", &base]);
+    assert!(run.status.success(), "{run:?}");
+    let out = String::from_utf8(run.stdout).unwrap();
+    assert!(out.contains("archived bundles 1..6"), "{out}");
+    let gone = reqwest::get(format!("{base}/v1/entries/300"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 410);
+    let body: Value = serde_json::from_slice(&gone.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "archived");
+    assert!(
+        body["message"].as_str().unwrap().contains("bundles-1-6"),
+        "{body}"
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/v1/entries/5"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Proofs of purged entries are still served.
+    let proof = reqwest::get(format!("{base}/v1/proof/inclusion?index=300"))
+        .await
+        .unwrap();
+    assert_eq!(proof.status(), 200);
+
+    // Released: the next run archives the first bundle too.
+    let released = cli(&[
+        "admin",
+        "hold",
+        "release",
+        &hold.to_string(),
+        "--reason",
+        "settled",
+        "--url",
+        &base,
+    ]);
+    assert!(released.status.success(), "{released:?}");
+    let release: Value = serde_json::from_slice(&released.stdout).unwrap();
+    published(&base, release["release"].as_u64().unwrap() + 1).await;
+    let run = cli(&["archive", "--url", &base]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(
+        String::from_utf8(run.stdout)
+            .unwrap()
+            .contains("archived bundles 0..1")
+    );
+    // Nothing in the future.
+    let future = cli(&["archive", "--url", &base, "--until", "2099-01-01T00:00:00Z"]);
+    assert_eq!(future.status.code(), Some(2), "{future:?}");
+    drop(server);
+
+    // Re-served from the archive, checked: the monitor's full replay passes.
+    let (_server, base) = serve(&data, &["--archive", &target_arg]);
+    let entry = reqwest::get(format!("{base}/v1/entries/300"))
+        .await
+        .unwrap();
+    assert_eq!(entry.status(), 200);
+    let state = dir.path().join("monitor.state");
+    let monitor = cli(&[
+        "monitor",
+        "--once",
+        "--url",
+        &base,
+        "--log-key",
+        &vkey,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(monitor.status.success(), "{monitor:?}");
+    let output = verify_archive_cli(&vkey, &target_arg, &[]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 2);
 }

@@ -29,8 +29,21 @@ pub(crate) struct ArchiveArgs {
     data: DataArgs,
     /// Where archives go: a directory, or `s3://bucket/prefix` (configured from `AWS_*`),
     /// `gs://…`, `az://…`. Each archive is a directory `bundles-<first>-<end>` below it.
-    #[arg(long, value_name = "DIR|URL")]
-    to: String,
+    /// Required offline; with --url the server's --archive-to is used.
+    #[arg(long, value_name = "DIR|URL", required_unless_present = "url")]
+    to: Option<String>,
+    /// Run the job on a running server instead (`POST /v1/admin/archive`, with an admin
+    /// --token): its --archive-to and --retention-policy apply.
+    #[arg(long, conflicts_with_all = ["to", "policy", "max_bundles"])]
+    url: Option<String>,
+    /// With --url: a token with the admin role.
+    #[arg(
+        long,
+        env = "VERITRAIL_TOKEN",
+        hide_env_values = true,
+        requires = "url"
+    )]
+    token: Option<String>,
     /// Archive and purge what has expired by this time (RFC 3339). Default: now.
     #[arg(long)]
     until: Option<String>,
@@ -58,9 +71,13 @@ pub(crate) struct VerifyArchiveArgs {
 /// # Errors
 /// [`CliError::Usage`], the errors of opening the data directory, [`CliError::Archive`].
 pub(crate) fn run(args: &ArchiveArgs) -> Result<(), CliError> {
+    if let Some(url) = &args.url {
+        return online(args, url);
+    }
     let policy = load_policy(args.policy.as_deref())?;
     let now = parse_now(args.until.as_deref())?;
-    let target = Objects::open(&args.to).map_err(|e| CliError::Usage {
+    let to = args.to.as_deref().unwrap_or_default();
+    let target = Objects::open(to).map_err(|e| CliError::Usage {
         message: e.to_string(),
         hint: "give a directory or an s3:// URL (with AWS_* set)".into(),
     })?;
@@ -126,6 +143,41 @@ pub(crate) fn run(args: &ArchiveArgs) -> Result<(), CliError> {
             archived.bytes,
             archived.manifest_sha256,
             archived.record
+        ));
+    }
+    stdout(out.as_bytes())?;
+    eprintln!(
+        "{} archives written, verified and purged; {} expired bundles kept by legal holds; {} purged earlier",
+        report.archived.len(),
+        report.held,
+        report.already_purged
+    );
+    Ok(())
+}
+
+/// `veritrail archive --url`: the running server's job, now.
+fn online(args: &ArchiveArgs, url: &str) -> Result<(), CliError> {
+    let server = crate::cli::common::args::ServerArgs {
+        url: url.to_owned(),
+        token: args.token.clone(),
+        timeout: std::time::Duration::from_secs(3600),
+    };
+    let client = server.client()?;
+    let report = runtime()?
+        .block_on(client.archive(args.until.as_deref()))
+        .map_err(|e| crate::cli::common::evidence::client_error(e, None))?;
+    let mut out = String::new();
+    for a in &report.archived {
+        out.push_str(&format!(
+            "archived bundles {}..{} (entries {}..{}) to {}: {} bytes, manifest sha256 {}, verified; purged by record {}\n",
+            a.first_bundle,
+            a.end_bundle,
+            a.first_bundle * 256,
+            a.end_bundle * 256,
+            a.location,
+            a.bytes,
+            a.manifest_sha256,
+            a.record
         ));
     }
     stdout(out.as_bytes())?;

@@ -135,6 +135,24 @@ pub(crate) struct ServeArgs {
     /// them.
     #[arg(long, value_name = "DIR|URL")]
     mirror: Option<String>,
+    /// Archive what has expired to a directory or a bucket (`s3://bucket/prefix`, …), verify
+    /// each archive, then purge it from this server (hash tiles stay, so every proof still
+    /// works): every --archive-interval, and on `POST /v1/admin/archive`
+    /// (`veritrail archive --url`). Legal holds are honoured.
+    #[arg(long, value_name = "DIR|URL")]
+    archive_to: Option<String>,
+    /// Re-serve purged bundles from the archives at this location (the --archive-to of the
+    /// runs that purged them, or a copy): reads of purged entries and bundles are answered
+    /// from there, each entry checked against the log's own leaf hash first, instead of 410.
+    #[arg(long, value_name = "DIR|URL")]
+    archive: Option<String>,
+    /// With --archive-to: the retention policy (TOML, docs/operations.md#retention); default:
+    /// HIPAA 6y, SOC 2 1y, financial 7y, PCI DSS 1y, EU AI Act 6mo, everything else 1y.
+    #[arg(long, value_name = "FILE", requires = "archive_to")]
+    retention_policy: Option<PathBuf>,
+    /// With --archive-to: time between two archival runs (0s: only on request).
+    #[arg(long, default_value = "24h", value_parser = parse_duration, requires = "archive_to")]
+    archive_interval: std::time::Duration,
     /// Log format: text or json.
     #[arg(long, default_value = "text")]
     log_format: String,
@@ -312,6 +330,16 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
         no_auth: args.no_auth,
         witnesses: witness_config(&args)?,
         mirror: args.mirror.clone(),
+        archive_source: args.archive.clone(),
+        archive: match &args.archive_to {
+            None => None,
+            Some(target) => Some(veritrail_server::config::ArchiveConfig {
+                target: target.clone(),
+                policy: crate::cli::retention::load_policy(args.retention_policy.as_deref())?,
+                interval: (!args.archive_interval.is_zero()).then_some(args.archive_interval),
+                max_bundles: veritrail_server::archive::MAX_ARCHIVE_BUNDLES,
+            }),
+        },
     };
     // Before anything is created or bound.
     config.validate().map_err(|err| CliError::Usage {

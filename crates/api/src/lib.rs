@@ -45,7 +45,8 @@ pub mod response;
 
 pub use error::{ErrorBody, ErrorCode, FieldProblem};
 pub use response::{
-    AppendResponse, AppendedEntry, AppendedRecord, ConsistencyProofResponse, ConversationPage,
-    EntryWithProof, Health, HealthStatus, HoldInForce, HoldReleased, HoldsResponse,
-    InclusionProofResponse, ProvenRecord, RecordWithProof, RecordsPage, RecordsResponse,
+    AppendResponse, AppendedEntry, AppendedRecord, ArchiveResponse, ArchivedBundles,
+    ConsistencyProofResponse, ConversationPage, EntryWithProof, Health, HealthStatus, HoldInForce,
+    HoldReleased, HoldsResponse, InclusionProofResponse, ProvenRecord, RecordWithProof,
+    RecordsPage, RecordsResponse,
 };

@@ -277,3 +277,33 @@ pub struct HoldReleased {
     /// The index of the `x-veritrail.legal_hold_released` record.
     pub release: u64,
 }
+
+/// One archive written, verified and purged (`POST /v1/admin/archive`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ArchivedBundles {
+    /// The first bundle archived.
+    pub first_bundle: u64,
+    /// The bundle after the last one archived.
+    pub end_bundle: u64,
+    /// Where the archive is.
+    pub location: String,
+    /// The SHA-256 (hex) of its signed manifest.
+    pub manifest_sha256: String,
+    /// The index of the `x-veritrail.archive_purge` record.
+    pub record: u64,
+    /// Bytes in the archive.
+    pub bytes: u64,
+}
+
+/// The response of `POST /v1/admin/archive`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ArchiveResponse {
+    /// The archives written, verified and purged by this run, in order.
+    pub archived: Vec<ArchivedBundles>,
+    /// Expired bundles a legal hold keeps.
+    pub held: u64,
+    /// Bundles purged by earlier runs.
+    pub already_purged: u64,
+}

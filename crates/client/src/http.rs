@@ -677,6 +677,22 @@ impl LogClient {
         serde_json::from_slice(&answer).map_err(|e| malformed(&url, e))
     }
 
+    /// Runs the server's archival job now (`POST /v1/admin/archive`, role `admin`): what has
+    /// expired by `until` (default now) is archived, verified and purged. Not retried.
+    ///
+    /// # Errors
+    /// Transport and API errors (`not_found` when the server archives nothing).
+    pub async fn archive(
+        &self,
+        until: Option<&str>,
+    ) -> Result<veritrail_api::ArchiveResponse, ClientError> {
+        let body = match until {
+            Some(until) => serde_json::json!({ "until": until }),
+            None => serde_json::json!({}),
+        };
+        self.post_json("v1/admin/archive", &body).await
+    }
+
     /// POSTs a JSON body once (no retry) and parses the JSON answer.
     async fn post_json<T: serde::de::DeserializeOwned>(
         &self,

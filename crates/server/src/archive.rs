@@ -41,6 +41,9 @@ use veritrail_records::hold::Holds;
 use veritrail_records::retention::RetentionPolicy;
 use veritrail_records::{is_record, parse_leaf};
 
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, Internal};
 use crate::payloads::{Affected, PayloadStore};
 
 /// The action of the record announcing a purge.
@@ -372,4 +375,212 @@ fn collect(
         files.push((id.path(), Bytes::from(bytes)));
     }
     Ok((files, nonces))
+}
+
+/// The archival job of a running server: its archiver, and a lock so that the daily run and
+/// `POST /v1/admin/archive` never overlap.
+#[derive(Debug)]
+pub struct ArchiveJob {
+    /// The archiver.
+    pub archiver: Archiver,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl ArchiveJob {
+    /// A job for `archiver`.
+    pub fn new(archiver: Archiver) -> ArchiveJob {
+        ArchiveJob {
+            archiver,
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Runs the server's archival job once, for what has expired by `until`, proven against the
+/// latest published checkpoint; purge records are appended through the committer like any
+/// record, as submitted by `caller` (the job itself: none).
+///
+/// # Errors
+/// [`ApiError`]: no checkpoint yet, the index catching up, or the run's failure
+/// ([`ArchiveRunError`], as `internal` with the reason logged).
+pub async fn run_job(
+    state: &AppState,
+    job: &ArchiveJob,
+    until: OffsetDateTime,
+    caller: Option<Caller>,
+) -> Result<RunReport, ApiError> {
+    let _running = job.lock.lock().await;
+    let published = crate::routes::ledger::latest(state)?;
+    let size = published.size();
+    let (ledger, index) = (state.ledger.clone(), state.record_index.clone());
+    let holds = tokio::task::spawn_blocking(move || {
+        crate::holds::in_force(&ledger, index.as_deref(), size)
+    })
+    .await
+    .map_err(|source| Internal::Task {
+        what: "archive",
+        source,
+    })??;
+    let recorder_state = state.clone();
+    let record: Box<Recorder> = Box::new(move |details| {
+        let state = recorder_state.clone();
+        let caller = caller.clone();
+        Box::pin(async move {
+            let record = crate::access::server_record(
+                &state,
+                veritrail_records::Action::Custom(PURGE_ACTION.into()),
+                caller,
+                veritrail_records::ActorType::System,
+                None,
+                details,
+            )
+            .map_err(|e| e.to_string())?;
+            let committed = state
+                .sequencer
+                .submit_records(vec![record], None)
+                .map_err(|e| e.to_string())?
+                .await
+                .map_err(|_| "the committer stopped".to_owned())?
+                .map_err(|e| e.to_string())?;
+            Ok(committed.indices.start)
+        })
+    });
+    let started = std::time::Instant::now();
+    let result = job
+        .archiver
+        .run(
+            until,
+            holds,
+            (*published.checkpoint).clone(),
+            &*record,
+            &|done, total| {
+                metrics::gauge!("veritrail_archive_progress_bundles").set(done as f64);
+                metrics::gauge!("veritrail_archive_pending_bundles")
+                    .set(total.saturating_sub(done) as f64);
+            },
+        )
+        .await;
+    metrics::histogram!("veritrail_archive_run_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(report) => {
+            metrics::counter!("veritrail_archive_runs_total", "result" => "ok").increment(1);
+            metrics::gauge!("veritrail_archive_last_success_timestamp_seconds")
+                .set(OffsetDateTime::now_utc().unix_timestamp() as f64);
+            tracing::info!(
+                archives = report.archived.len(),
+                held = report.held,
+                "archival run finished"
+            );
+            Ok(report)
+        }
+        Err(e) => {
+            metrics::counter!("veritrail_archive_runs_total", "result" => "failed").increment(1);
+            tracing::error!(error = %e, "archival run stopped; nothing unverified was purged");
+            Err(ApiError::Internal(Internal::Record(format!(
+                "archival stopped: {e}"
+            ))))
+        }
+    }
+}
+
+/// Runs the job every `interval` until `stop` turns true.
+pub(crate) async fn run_daily(
+    state: AppState,
+    job: std::sync::Arc<ArchiveJob>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let _ = run_job(&state, &job, OffsetDateTime::now_utc(), None).await;
+    }
+}
+
+/// Full bundle `bundle`, purged here, read from the archive the server re-serves
+/// (`serve --archive`) and checked entry by entry against the log's own level-0 tile before
+/// it is served. `None` when the server re-serves no archive or the bundle is not purged.
+///
+/// # Errors
+/// [`ApiError::Archived`] when the archive does not hold it; [`ApiError::Corrupted`] when the
+/// archive's copy does not hash to the log's leaves (it is never served).
+pub(crate) async fn read_archived(
+    state: &AppState,
+    bundle: u64,
+) -> Result<Option<Vec<u8>>, ApiError> {
+    let Some(source) = &state.archive_source else {
+        return Ok(None);
+    };
+    let Some(range) = state.ledger.purged_range(bundle) else {
+        return Ok(None);
+    };
+    let gone = || ApiError::Archived {
+        index: bundle * 256,
+        location: range.location.clone(),
+        record: range.record,
+    };
+    let archive = source
+        .child(&archive_name(&range.bundles))
+        .map_err(|_| gone())?;
+    let path = TileId::entries(bundle, 256).map_err(|_| gone())?.path();
+    let bytes = match archive.get(&path).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(gone()),
+        Err(e) => {
+            tracing::warn!(error = %e, bundle, "cannot read an archived bundle");
+            return Err(gone());
+        }
+    };
+    let ledger = state.ledger.clone();
+    let checked = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let tile = ledger
+            .hash_tile(0, bundle, 256)
+            .map_err(|e| e.to_string())?;
+        let entries =
+            veritrail_ledger::bundle::decode_bundle(&bytes, 256).map_err(|e| e.to_string())?;
+        if entries.len() != 256 {
+            return Err("not a full bundle".into());
+        }
+        for (entry, stored) in entries.iter().zip(tile.chunks_exact(32)) {
+            if veritrail_ledger::leaf_hash(entry).as_bytes().as_slice() != stored {
+                return Err("an entry does not hash to the log's leaf hash".into());
+            }
+        }
+        Ok(bytes.to_vec())
+    })
+    .await
+    .map_err(|source| Internal::Task {
+        what: "archive read",
+        source,
+    })?;
+    checked.map(Some).map_err(|why| ApiError::Corrupted {
+        what: format!("archived bundle {bundle} at {}: {why}", archive.location()),
+    })
+}
+
+/// Entry `index`: from the log, or, purged here, from the archive the server re-serves.
+///
+/// # Errors
+/// As [`crate::routes::ledger::blocking`] and [`read_archived`].
+pub(crate) async fn entry(state: &AppState, index: u64) -> Result<Vec<u8>, ApiError> {
+    match crate::routes::ledger::blocking(state, move |l| l.entry(index)).await {
+        Err(ApiError::Archived { .. }) if state.archive_source.is_some() => {
+            let archived = read_archived(state, index / 256).await?;
+            let bundle =
+                archived.ok_or_else(|| ApiError::Internal(Internal::Record("purged".into())))?;
+            veritrail_ledger::bundle::iter_bundle(&bundle)
+                .nth((index % 256) as usize)
+                .and_then(Result::ok)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| ApiError::Corrupted {
+                    what: format!("archived bundle {} lacks entry {index}", index / 256),
+                })
+        }
+        other => other,
+    }
 }

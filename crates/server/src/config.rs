@@ -302,6 +302,25 @@ pub struct ServerConfig {
     /// Where to mirror the log's tiles and checkpoint ([`crate::mirror`]): a directory or an
     /// `s3://`, `gs://` or `az://` URL; none: no mirror.
     pub mirror: Option<String>,
+    /// Archival of expired bundles ([`crate::archive`]); none: nothing is archived or purged.
+    pub archive: Option<ArchiveConfig>,
+    /// Where archives are read from to re-serve purged bundles (`serve --archive`); none:
+    /// reads of purged entries answer 410 `archived`.
+    pub archive_source: Option<String>,
+}
+
+/// The archival job of a running server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchiveConfig {
+    /// Where archives go: a directory or an `s3://`, `gs://` or `az://` URL.
+    pub target: String,
+    /// The retention policy.
+    pub policy: veritrail_records::retention::RetentionPolicy,
+    /// Time between two runs of the job (the first runs this long after the start);
+    /// `None`: only on `POST /v1/admin/archive`.
+    pub interval: Option<std::time::Duration>,
+    /// Most bundles per archive.
+    pub max_bundles: u64,
 }
 
 /// Checks `got` is within `min..=max`, naming `setting` otherwise.

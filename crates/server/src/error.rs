@@ -320,6 +320,9 @@ pub enum NotFound {
     /// The server keeps no record indexes.
     #[error("this server keeps no record indexes, so it answers no queries")]
     NoRecordIndex,
+    /// The server was started without `--archive-to`.
+    #[error("this server archives nothing: start it with --archive-to <dir|s3://...>")]
+    NoArchive,
     /// No legal hold in force was placed by the record at this index.
     #[error("no legal hold in force was placed at index {index}; GET /v1/admin/holds lists them")]
     Hold {
@@ -406,6 +409,12 @@ pub enum StartError {
     /// The witness policy cannot be used by this log.
     #[error("{0}")]
     Witnesses(#[source] crate::witnessing::WitnessSetupError),
+    /// The archive location to re-serve cannot be used.
+    #[error("--archive: {0}")]
+    ArchiveSource(#[source] veritrail_objects::ObjectsError),
+    /// The archive target cannot be used.
+    #[error("--archive-to: {0}")]
+    Archive(#[source] veritrail_objects::ObjectsError),
     /// The mirror's location cannot be used.
     #[error("--mirror: {0}")]
     Mirror(#[source] veritrail_objects::ObjectsError),

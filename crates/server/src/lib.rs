@@ -121,6 +121,11 @@ pub struct Inner {
     pub record_index: Option<Arc<record_index::RecordIndex>>,
     /// The witnesses the publisher asks (with `ServerConfig::witnesses`).
     pub witnesses: Option<Arc<witnessing::Witnesses>>,
+    /// The archival job, when the server archives (`--archive-to`).
+    pub archive: Option<Arc<archive::ArchiveJob>>,
+    /// Where purged bundles are re-served from (`--archive`), checked against the log's
+    /// tiles first.
+    pub archive_source: Option<veritrail_objects::Objects>,
 }
 
 impl std::ops::Deref for AppState {
@@ -204,6 +209,7 @@ pub struct Server {
     stop_indexer: Arc<std::sync::atomic::AtomicBool>,
     indexer: Option<std::thread::JoinHandle<()>>,
     mirror: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>,
+    archive: Option<(tokio::task::JoinHandle<()>, watch::Sender<bool>)>,
 }
 
 impl Server {
@@ -319,6 +325,23 @@ impl Server {
                 Some((task, stop))
             }
         };
+        let archive = match &config.archive {
+            None => None,
+            Some(archive) => Some(Arc::new(archive::ArchiveJob::new(archive::Archiver {
+                ledger: ledger.clone(),
+                payloads: payloads.clone(),
+                target: veritrail_objects::Objects::open(&archive.target)
+                    .map_err(StartError::Archive)?,
+                policy: archive.policy.clone(),
+                max_bundles: archive.max_bundles,
+            }))),
+        };
+        let archive_source = match &config.archive_source {
+            None => None,
+            Some(location) => Some(
+                veritrail_objects::Objects::open(location).map_err(StartError::ArchiveSource)?,
+            ),
+        };
         let state = AppState(Arc::new(Inner {
             ledger,
             sequencer,
@@ -334,7 +357,22 @@ impl Server {
             classifier,
             record_index,
             witnesses,
+            archive,
+            archive_source,
         }));
+        let (stop_archive, stop_archive_rx) = watch::channel(false);
+        let archive_task = match (
+            &state.archive,
+            state.config.archive.as_ref().and_then(|a| a.interval),
+        ) {
+            (Some(job), Some(interval)) => Some(tokio::spawn(archive::run_daily(
+                state.clone(),
+                job.clone(),
+                interval,
+                stop_archive_rx,
+            ))),
+            _ => None,
+        };
         Ok(Server {
             state,
             publisher,
@@ -342,6 +380,7 @@ impl Server {
             stop_indexer,
             indexer,
             mirror,
+            archive: archive_task.map(|task| (task, stop_archive)),
         })
     }
 
@@ -386,6 +425,11 @@ impl Server {
 
     /// Drains the queue, stops the committer and publishes a final checkpoint.
     pub async fn shutdown(self) {
+        // A run in progress stops at its next await; nothing unverified is ever purged.
+        if let Some((task, stop)) = self.archive {
+            stop.send_replace(true);
+            task.abort();
+        }
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.sequencer.shutdown()).await;
         self.stop_publisher.send_replace(true);

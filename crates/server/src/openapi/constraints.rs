@@ -182,6 +182,7 @@ fn needed_role(method: &str, path: &str) -> Option<Role> {
         | ("get", "/v1/conversations/{id}") => Some(Role::Audit),
         ("post", "/v1/admin/erase")
         | ("post", "/v1/admin/holds")
+        | ("post", "/v1/admin/archive")
         | ("post", "/v1/admin/holds/{hold}/release") => Some(Role::Admin),
         ("get", "/v1/admin/holds") => Some(Role::Audit),
         ("get", "/v1/entries/{index}")

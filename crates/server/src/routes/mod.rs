@@ -14,8 +14,9 @@
 //! `crate::query`, fallbacks and middleware live in `crate::middleware`.
 
 mod append;
+mod archive;
 mod holds;
-mod ledger;
+pub(crate) mod ledger;
 mod operations;
 mod proofs;
 pub(crate) mod queries;
@@ -49,6 +50,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(records::erase),
         routes!(holds::place, holds::list),
         routes!(holds::release),
+        routes!(archive::archive),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::inclusion_proof_by_leaf_hash),

@@ -246,7 +246,7 @@ pub(crate) async fn entry(
         other => other,
     };
     if !params.flag("proof")? {
-        let bytes = blocking(&state, move |l| l.entry(index))
+        let bytes = crate::archive::entry(&state, index)
             .await
             .map_err(not_found)?;
         return Ok(typed(BINARY_CONTENT_TYPE, None, bytes));
@@ -258,10 +258,8 @@ pub(crate) async fn entry(
     }
     // `Ledger::entry` checked the bytes against the stored leaf hash: the leaf hash below is
     // that one, never one computed from forged bytes.
-    let (bytes, proof) = blocking(&state, move |l| {
-        Ok((l.entry(index)?, l.inclusion_proof(index, size)?))
-    })
-    .await?;
+    let bytes = crate::archive::entry(&state, index).await?;
+    let proof = blocking(&state, move |l| l.inclusion_proof(index, size)).await?;
     Ok(Json(EntryWithProof {
         index,
         leaf_hash: leaf_hash(&bytes).to_base64(),

@@ -338,10 +338,8 @@ pub(crate) async fn record(
             .into()
         });
     }
-    let (leaf, proof) = blocking(&state, move |l| {
-        Ok((l.entry(index)?, l.inclusion_proof(index, size)?))
-    })
-    .await?;
+    let leaf = crate::archive::entry(&state, index).await?;
+    let proof = blocking(&state, move |l| l.inclusion_proof(index, size)).await?;
     let record = parse_leaf(&leaf).map_err(|_| NotFound::NotARecord { index })?;
     let mut read = serde_json::Map::new();
     read.insert("index".into(), index.into());

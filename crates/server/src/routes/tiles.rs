@@ -144,14 +144,28 @@ fn parse(path: &str) -> Result<TileId, ApiError> {
 
 /// Reads a tile from the committed tree, with its cache policy.
 async fn serve(state: &AppState, tile: TileId) -> Result<Response, ApiError> {
-    let bytes = blocking(state, move |ledger| ledger.read_tile(&tile))
-        .await
-        .map_err(|e| match e {
+    let read = blocking(state, move |ledger| ledger.read_tile(&tile)).await;
+    let bytes = match read {
+        // Purged here: from the archive the server re-serves (`serve --archive`), checked.
+        Err(ApiError::Archived { .. }) if tile.kind() == TileKind::Entries => {
+            match crate::archive::read_archived(state, tile.index()).await? {
+                Some(full) => {
+                    let len: usize = veritrail_ledger::bundle::iter_bundle(&full)
+                        .take(usize::from(tile.width()))
+                        .map(|e| e.map(|e| 2 + e.len()).unwrap_or(0))
+                        .sum();
+                    full.get(..len).map(<[u8]>::to_vec).unwrap_or(full)
+                }
+                None => return Err(read.err().unwrap_or(ApiError::ShuttingDown)),
+            }
+        }
+        other => other.map_err(|e| match e {
             ApiError::SizeOutOfRange { .. } => {
                 ApiError::NotFound(NotFound::TileBeyondTree { path: tile.path() })
             }
             other => other,
-        })?;
+        })?,
+    };
     let cache = if tile.is_full() {
         IMMUTABLE
     } else {
