@@ -806,6 +806,34 @@ async fn a_running_server_archives_on_request_honours_holds_and_reserves_its_arc
     // Nothing in the future.
     let future = cli(&["archive", "--url", &base, "--until", "2099-01-01T00:00:00Z"]);
     assert_eq!(future.status.code(), Some(2), "{future:?}");
+    // The monitor's full replay: the server answers 410 for purged bundles; the monitor reads
+    // them from the archive itself and checks them against the log's tiles.
+    let state = dir.path().join("direct.state");
+    let without = cli(&[
+        "monitor",
+        "--once",
+        "--url",
+        &base,
+        "--log-key",
+        &vkey,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(!without.status.success(), "{without:?}");
+    let state = dir.path().join("direct2.state");
+    let with = cli(&[
+        "monitor",
+        "--once",
+        "--url",
+        &base,
+        "--archive",
+        &target_arg,
+        "--log-key",
+        &vkey,
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    assert!(with.status.success(), "{with:?}");
     drop(server);
 
     // Re-served from the archive, checked: the monitor's full replay passes.

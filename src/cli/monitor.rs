@@ -61,6 +61,11 @@ pub(crate) struct MonitorArgs {
     /// Entries between two commits of the tile cache: the most a restart downloads again.
     #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
     commit_every: u64,
+    /// Read entry bundles the log archived and purged (it answers 410) from the archives at
+    /// this location (a directory or a bucket URL, as `veritrail archive --to` wrote them),
+    /// checked like the log's own against its hash tiles and signed checkpoints.
+    #[arg(long, value_name = "DIR|URL")]
+    archive: Option<String>,
     /// Entry bundles downloaded concurrently.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallel: u16,
@@ -112,9 +117,25 @@ pub(crate) fn run(args: &MonitorArgs) -> Result<(), CliError> {
         }
         None => {
             let client = args.server.client()?;
-            let monitor = Monitor::new(client, verifier, Some(state), options)
-                .map_err(|e| client_error(e, None))?;
-            runtime.block_on(follow(monitor, args, &evidence))
+            match &args.archive {
+                None => {
+                    let monitor = Monitor::new(client, verifier, Some(state), options)
+                        .map_err(|e| client_error(e, None))?;
+                    runtime.block_on(follow(monitor, args, &evidence))
+                }
+                Some(location) => {
+                    let archives = veritrail_objects::Objects::open(location).map_err(|e| {
+                        CliError::Usage {
+                            message: format!("--archive: {e}"),
+                            hint: "give a directory or an s3:// URL (with AWS_* set)".into(),
+                        }
+                    })?;
+                    let source = veritrail_client::ArchiveFallback::new(client, archives);
+                    let monitor = Monitor::new(source, verifier, Some(state), options)
+                        .map_err(|e| client_error(e, None))?;
+                    runtime.block_on(follow(monitor, args, &evidence))
+                }
+            }
         }
     }
 }

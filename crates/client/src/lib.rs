@@ -79,5 +79,5 @@ pub use evidence::Evidence;
 pub use http::{AppendOptions, Appended, ClientConfig, Erased, Erasure, LogClient};
 pub use monitor::{Monitor, MonitorOptions, MonitorReport};
 pub use state::{LogVerifier, Update, VerifyError};
-pub use tiles::{DirSource, TileProver, TileSource};
+pub use tiles::{ArchiveFallback, DirSource, TileProver, TileSource};
 pub use verify::{ProofSource, VerifiedInclusion, VerifyingClient, verify_policy, verify_receipt};

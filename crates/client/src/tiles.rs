@@ -98,6 +98,87 @@ impl TileSource for DirSource {
     }
 }
 
+/// A log's tiles from `inner`, except entry bundles the log archived and purged (it answers
+/// `410 archived`), which are read from the archives at a location
+/// (`<location>/bundles-<first>-<end>/tile/entries/<N>`, as `veritrail archive` writes them).
+/// Nothing read from the archive is trusted: the monitor checks every entry against the log's
+/// hash tiles and signed checkpoints, as it does the log's own.
+#[derive(Clone, Debug)]
+pub struct ArchiveFallback<S> {
+    inner: S,
+    archives: veritrail_objects::Objects,
+}
+
+impl<S> ArchiveFallback<S> {
+    /// `inner`, with purged bundles read from the archives at `archives`.
+    pub fn new(inner: S, archives: veritrail_objects::Objects) -> Self {
+        ArchiveFallback { inner, archives }
+    }
+}
+
+impl<S: TileSource> TileSource for ArchiveFallback<S> {
+    fn checkpoint(&self) -> impl Future<Output = Result<Vec<u8>, ClientError>> + Send {
+        self.inner.checkpoint()
+    }
+
+    fn tile(&self, id: &TileId) -> impl Future<Output = Result<Vec<u8>, ClientError>> + Send {
+        let this = self.clone();
+        let id = *id;
+        async move {
+            match this.inner.tile(&id).await {
+                Err(ClientError::Api { status: 410, .. }) if id.kind() == TileKind::Entries => {
+                    this.from_archive(&id).await
+                }
+                other => other,
+            }
+        }
+    }
+}
+
+impl<S: TileSource> ArchiveFallback<S> {
+    async fn from_archive(&self, id: &TileId) -> Result<Vec<u8>, ClientError> {
+        let missing = |reason: String| ClientError::MissingData {
+            path: format!(
+                "{} in the archives at {}",
+                id.path(),
+                self.archives.location()
+            ),
+            reason,
+        };
+        let names = self
+            .archives
+            .list_dirs("")
+            .await
+            .map_err(|e| missing(e.to_string()))?;
+        let holding = names.iter().find(|name| {
+            let Some(range) = name.strip_prefix("bundles-") else {
+                return false;
+            };
+            let Some((first, end)) = range.split_once('-') else {
+                return false;
+            };
+            match (first.parse::<u64>(), end.parse::<u64>()) {
+                (Ok(first), Ok(end)) => (first..end).contains(&id.index()),
+                _ => false,
+            }
+        });
+        let Some(name) = holding else {
+            return Err(missing("no archive holds it".into()));
+        };
+        let full = TileId::entries(id.index(), 256).map_err(|e| missing(e.to_string()))?;
+        let archive = self
+            .archives
+            .child(name)
+            .map_err(|e| missing(e.to_string()))?;
+        let bytes = archive
+            .get(&full.path())
+            .await
+            .map_err(|e| missing(e.to_string()))?
+            .ok_or_else(|| missing(format!("{name} lacks it")))?;
+        Ok(truncate_tile(id, bytes.to_vec()))
+    }
+}
+
 /// Cuts a full tile's bytes to the prefix a partial tile of `id.width()` holds.
 fn truncate_tile(id: &TileId, mut bytes: Vec<u8>) -> Vec<u8> {
     let width = usize::from(id.width());
