@@ -127,7 +127,7 @@ impl<S: TileSource> TileSource for ArchiveFallback<S> {
         async move {
             match this.inner.tile(&id).await {
                 Err(ClientError::Api { status: 410, .. }) if id.kind() == TileKind::Entries => {
-                    this.from_archive(&id).await
+                    this.read_archived(&id).await
                 }
                 other => other,
             }
@@ -136,7 +136,7 @@ impl<S: TileSource> TileSource for ArchiveFallback<S> {
 }
 
 impl<S: TileSource> ArchiveFallback<S> {
-    async fn from_archive(&self, id: &TileId) -> Result<Vec<u8>, ClientError> {
+    async fn read_archived(&self, id: &TileId) -> Result<Vec<u8>, ClientError> {
         let missing = |reason: String| ClientError::MissingData {
             path: format!(
                 "{} in the archives at {}",
