@@ -22,6 +22,7 @@
 //! appends_per_s=<entries per second> p50_ms=<x> p95_ms=<y> p99_ms=<z>
 //! ```
 
+mod archive;
 mod fsync;
 mod http;
 mod in_process;
@@ -69,6 +70,14 @@ pub(crate) enum BenchCommand {
     /// trusted through its --data directory, each growing by one leaf per request; last line
     /// `checkpoints_per_s=<n> p50_ms=<x> p99_ms=<y>`.
     Witness(witness::WitnessArgs),
+    /// Archive throughput: a log of expired entries archived (written, read back, verified,
+    /// purged) to a directory or a bucket, against plain object writes of the same bundles
+    /// in the same run; last line `archive_mb_per_s=<x> baseline_put_mb_per_s=<y> ratio=<r>`.
+    Archive(archive::ArchiveArgs),
+    /// Mirror lag under load: concurrent appenders at a running `serve --mirror`, and the time
+    /// from each acknowledged append to the mirror's (and, as the baseline, the server's)
+    /// checkpoint covering it; last line `appends_per_s=<n> mirror_p50_ms=<x> ...`.
+    Mirror(archive::MirrorArgs),
 }
 
 /// What an append waits for before it is answered.
@@ -143,6 +152,8 @@ pub(crate) fn run(command: BenchCommand) -> Result<(), CliError> {
         BenchCommand::Fsync(args) => fsync::run(&args),
         BenchCommand::Query(args) => query::run(&args),
         BenchCommand::Witness(args) => witness::run(&args),
+        BenchCommand::Archive(args) => archive::archive(&args),
+        BenchCommand::Mirror(args) => archive::mirror(&args),
     }
 }
 
