@@ -259,9 +259,11 @@ pub(crate) fn mirror(args: &MirrorArgs) -> Result<(), CliError> {
             clients.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    let mut body = vec![b'm'; 512];
-                    body[..4].copy_from_slice(&client.to_be_bytes());
-                    body[4..12].copy_from_slice(&n.to_be_bytes());
+                    // Distinct entries: the client and its counter, padded to 512 bytes.
+                    let mut body = Vec::with_capacity(512);
+                    body.extend_from_slice(&client.to_be_bytes());
+                    body.extend_from_slice(&n.to_be_bytes());
+                    body.resize(512, b'm');
                     n += 1;
                     let Ok(response) = http.post(format!("{base}/v1/entries")).body(body).send().await
                     else {
@@ -274,7 +276,7 @@ pub(crate) fn mirror(args: &MirrorArgs) -> Result<(), CliError> {
                     let Ok(bytes) = response.bytes().await else { continue };
                     if let Some(index) = serde_json::from_slice::<serde_json::Value>(&bytes)
                         .ok()
-                        .and_then(|v| v["index"].as_u64())
+                        .and_then(|v| v.get("index")?.as_u64())
                     {
                         acks.lock().unwrap_or_else(|e| e.into_inner()).push((at, index));
                     }
