@@ -2,8 +2,8 @@
 //! bucket, which an auditor verifies years later with nothing but the log's public key.
 //!
 //! The layout and the signed manifest are [`veritrail_ledger::archive`]'s. This crate writes
-//! an archive ([`write`]: every file, then the file list, then the manifest, which is never
-//! overwritten), and reads one back and verifies it ([`verify`]):
+//! an archive ([`write()`]: every file, then the file list, then the manifest, which is never
+//! overwritten), and reads one back and verifies it ([`verify()`]):
 //!
 //! 1. the manifest is a note signed by the log's key, for this origin;
 //! 2. the file list hashes to the manifest's hash, and every file it names is there with that
