@@ -4,8 +4,15 @@
 # against the real `veritrail` binary, which the tests start on loopback ports with temporary
 # data directories (clients/python/tests/conftest.py).
 #
+# The framework hooks' tests (tests/test_hooks_*.py) drive LangChain, AutoGen and the OpenAI
+# Agents SDK themselves, offline (fake and replayed models): the SDK is installed with its
+# extras [langchain,autogen,openai-agents], every package pinned by
+# clients/python/tests/hooks-constraints.txt; VERITRAIL_HOOKS_REQUIRED makes a missing
+# framework fail those tests instead of skipping them.
+#
 # The binary is $VERITRAIL_BIN if set, else <target>/debug/veritrail, built here only if it
-# is missing. Bounded: pytest at most 600 s (the suite takes well under two minutes).
+# is missing. Bounded: pytest at most 600 s (the suite takes well under two minutes, the hooks'
+# tests a few seconds of it).
 #
 # Environment: CARGO_TARGET_DIR (default target); VERITRAIL_BIN; PYTEST_ARGS (extra pytest
 # arguments, e.g. "-k receipt -v").
@@ -39,10 +46,12 @@ if ! "$venv/bin/python" -m pytest --version 2>/dev/null | grep -qx "pytest $PYTE
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "pytest==$PYTEST_VERSION"
 fi
-echo "== installing the SDK from clients/python"
-# Its dependencies (cryptography) once, then the SDK itself afresh: the version number does
-# not change with every commit.
+echo "== installing the SDK from clients/python, with the hooks' frameworks (pinned)"
+# Its dependencies (cryptography; the frameworks of the hook extras, pinned) once, then the SDK
+# itself afresh: the version number does not change with every commit.
 "$venv/bin/pip" install --quiet --disable-pip-version-check ./clients/python
+"$venv/bin/pip" install --quiet --disable-pip-version-check -c clients/python/tests/hooks-constraints.txt \
+  "./clients/python[langchain,autogen,openai-agents]" autogen-ext
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./clients/python
 
 bin=${VERITRAIL_BIN:-$target/debug/veritrail}
@@ -56,7 +65,7 @@ echo "== pytest against $bin"
 (
   cd clients/python
   # No caches or bytecode in the source tree.
-  VERITRAIL_BIN=$bin PYTHONDONTWRITEBYTECODE=1 \
+  VERITRAIL_BIN=$bin PYTHONDONTWRITEBYTECODE=1 VERITRAIL_HOOKS_REQUIRED=1 \
     timeout 600 "$venv/bin/python" -m pytest -p no:cacheprovider -q ${PYTEST_ARGS:-} tests
 )
 echo "== python SDK passed in $(($(date +%s) - started)) s"
