@@ -3,6 +3,10 @@
 //! retries get the first outcomes — the same indices, nothing appended twice — while a retry
 //! with other entries is a conflict, and the two tokens' keys stay apart throughout.
 //!
+//! The same for `POST /v1/records`, across a graceful stop (SIGTERM) and across SIGKILL: a
+//! record's leaf is the server's canonical record (with its nonce and chain link), not the
+//! request body, and its key must survive the restart all the same.
+//!
 //! The child process is killed by a drop guard, also when the test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -194,4 +198,160 @@ async fn a_retry_after_sigkill_and_restart_gets_the_first_outcome() {
     );
     assert_eq!(mode & 0o777, 0o600, "{}", journal.display());
     drop(server);
+}
+
+/// Stops the server: SIGTERM and wait for it to exit (`graceful`), or SIGKILL.
+fn stop(mut server: Server, graceful: bool) {
+    if graceful {
+        let pid = server.child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = server.child.0.try_wait().unwrap() {
+                assert!(status.success(), "serve exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    } else {
+        let _ = server.child.0.kill();
+        let _ = server.child.0.wait();
+    }
+}
+
+/// The answer to one `POST /v1/records` of `body`: status and JSON body.
+async fn post_records(
+    server: &Server,
+    token: &str,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/v1/records", server.base))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_TYPE, "application/json")
+        .timeout(Duration::from_secs(30))
+        .body(serde_json::to_vec(body).unwrap());
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+/// The indices of a successful `POST /v1/records`.
+#[track_caller]
+fn record_indices((status, body): &(StatusCode, serde_json::Value)) -> Vec<u64> {
+    assert_eq!(*status, StatusCode::OK, "{body}");
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect()
+}
+
+/// An event of conversation `conversation` (so its records are chained: their leaves hold a
+/// `prev` the body does not).
+fn event(conversation: &str, tool: &str) -> serde_json::Value {
+    serde_json::json!({
+        "timestamp": "2026-03-01T12:00:00Z",
+        "action": "tool_invoked",
+        "actor": {"id": "triage-agent", "type": "agent"},
+        "conversation_id": conversation,
+        "gen_ai": {"gen_ai.tool.name": tool},
+    })
+}
+
+/// Records with keys (and an append with a key), a restart (`graceful`: SIGTERM, else
+/// SIGKILL), and the retries get the first answers without appending anything.
+async fn records_keys_survive_a_restart(graceful: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let auth = dir.path().join("auth.toml");
+    let file = TokenFile {
+        token: vec![
+            token_entry("agent-a", TOKEN_A, vec![Role::Append]),
+            token_entry("agent-b", TOKEN_B, vec![Role::Append]),
+        ],
+        oidc: None,
+    };
+    std::fs::write(&auth, toml::to_string(&file).unwrap()).unwrap();
+    let log = dir.path().join("serve.log");
+
+    let server = start(&data, &auth, &log);
+    assert_eq!(server.tree_size, 0);
+    let one = event("c-1", "ehr.read");
+    let three = serde_json::json!([
+        event("c-1", "ehr.search"),
+        event("c-2", "ehr.read"),
+        event("c-1", "ehr.write"),
+    ]);
+    let r1 = post_records(&server, TOKEN_A, Some("r1"), &one).await;
+    assert_eq!(record_indices(&r1), [0]);
+    let r2 = post_records(&server, TOKEN_A, Some("r2"), &three).await;
+    assert_eq!(record_indices(&r2), [1, 2, 3]);
+    // B's r1 is B's own.
+    let b_r1 = post_records(&server, TOKEN_B, Some("r1"), &one).await;
+    assert_eq!(record_indices(&b_r1), [4]);
+    // A keyed raw append beside them, in the same journal.
+    let e1 = indices(&append(&server, TOKEN_A, Some("e1"), &["raw 1", "raw 2"]).await);
+    assert_eq!(e1, [5, 6]);
+    // Before the restart, a retry replays (the baseline).
+    assert_eq!(post_records(&server, TOKEN_A, Some("r1"), &one).await, r1);
+
+    stop(server, graceful);
+    let server = start(&data, &auth, &log);
+    assert_eq!(
+        server.tree_size, 7,
+        "every acknowledged record is in the log"
+    );
+
+    // The retries get the first answers — the same indices, ids and leaves — and append
+    // nothing.
+    assert_eq!(post_records(&server, TOKEN_A, Some("r1"), &one).await, r1);
+    assert_eq!(post_records(&server, TOKEN_A, Some("r2"), &three).await, r2);
+    assert_eq!(post_records(&server, TOKEN_B, Some("r1"), &one).await, b_r1);
+    assert_eq!(
+        indices(&append(&server, TOKEN_A, Some("e1"), &["raw 1", "raw 2"]).await),
+        e1
+    );
+    // The same key with another body is a conflict: another record, the same records in
+    // another order, or entries under a records key and records under an entries key.
+    let other = [
+        ("r1", serde_json::json!(event("c-1", "ehr.delete"))),
+        ("r2", serde_json::json!([three[2], three[1], three[0]])),
+        ("e1", one.clone()),
+    ];
+    for (key, body) in other {
+        let (status, answer) = post_records(&server, TOKEN_A, Some(key), &body).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{key}: {answer}");
+        assert_eq!(answer["error"], "idempotency_conflict", "{key}");
+    }
+    let (status, answer) = append(&server, TOKEN_A, Some("r1"), &["raw 1"]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"], "idempotency_conflict");
+    // Nothing was appended twice: the next record follows directly.
+    let after = post_records(&server, TOKEN_A, None, &event("c-1", "ehr.close")).await;
+    assert_eq!(record_indices(&after), [7]);
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_records_retry_after_a_graceful_restart_gets_the_first_outcome() {
+    records_keys_survive_a_restart(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_records_retry_after_sigkill_and_restart_gets_the_first_outcome() {
+    records_keys_survive_a_restart(false).await;
 }

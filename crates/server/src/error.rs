@@ -27,10 +27,9 @@ pub enum ApiError {
     /// The request body is not a valid entry or entry batch.
     #[error(transparent)]
     InvalidEntry(#[from] InvalidEntry),
-    /// The body's content type is not one the endpoint accepts.
-    #[error(
-        "unsupported content type {0:?}; use application/octet-stream or application/x-veritrail-entries"
-    )]
+    /// The body's content type (or content encoding) is not one the endpoint accepts; the
+    /// text says what was sent and what is accepted.
+    #[error("unsupported content type: {0}")]
     UnsupportedMediaType(String),
     /// No valid credential was presented.
     #[error("{0}")]
@@ -226,6 +225,12 @@ pub enum InvalidEntry {
     #[error("the body is not JSON: {message}")]
     NotJson {
         /// The parser's message.
+        message: String,
+    },
+    /// An OTLP body that does not decode, or holds too many spans or log records.
+    #[error("the OTLP body does not decode: {message}")]
+    Otlp {
+        /// Why.
         message: String,
     },
     /// A records request with no record, or too many.

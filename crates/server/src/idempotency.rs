@@ -6,15 +6,25 @@
 //!   [`Scope`] is derived from the SHA-256 of the token (never the token itself). Requests
 //!   without a token (`--no-auth`) share one scope.
 //! - **Memory.** A remembered key is a fixed-size [`Record`] (72 bytes: a 128-bit [`KeyId`]
-//!   derived from scope and key, so the key's own length costs nothing, the entries'
-//!   fingerprint, the indices and the time) plus a slot in a hash index. The store is sized
-//!   from a byte budget ([`max_records`]); when full, the oldest key is forgotten first. Keys
-//!   are also forgotten after the window (default 24 h).
+//!   derived from scope and key, so the key's own length costs nothing, the request's
+//!   32-byte [`Fingerprint`], the indices and the time) plus a slot in a hash index. The
+//!   store is sized from a byte budget ([`max_records`]); when full, the oldest key is
+//!   forgotten first. Keys are also forgotten after the window (default 24 h).
 //! - **Durability.** With a [`journal::Journal`], the committer writes a keyed request's
 //!   record and syncs it *before* the ledger commit that acknowledges the request, and
 //!   [`Idempotency::open`] rebuilds the store at start from the records whose entries are in
 //!   the log at the recorded indices. So a client retrying after a crash and restart gets the
 //!   first outcome, and nothing is appended twice.
+//! - **Fingerprints.** A record's 32 bytes serve two ends: telling a retry (same request) from
+//!   another request under the same key (409), and, at [`Idempotency::open`], recognising the
+//!   request's entries in the log. For `POST /v1/entries` one digest of the entries does both,
+//!   since the entries are the leaves ([`Fingerprint::Entries`]). For `POST /v1/records` the
+//!   leaves are the server's records (with `received_at`, a random `nonce`, a chain link), which
+//!   no digest of the body can be checked against, so the 32 bytes hold two 128-bit halves: a
+//!   digest of the body, which a retry is compared by, and a digest of the records' nonces,
+//!   which `open` reads back from the leaves ([`Fingerprint::Records`]). The journal's layout
+//!   is the same for both; `open` tells them apart by the leaves (raw entries cannot start
+//!   with the record marker).
 //! - **Concurrency.** A retry that arrives while the first request is being committed waits
 //!   for it. A failed request forgets its key, so the client's retry appends.
 
@@ -33,6 +43,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use veritrail_ledger::Ledger;
 use veritrail_ledger::bundle::{BUNDLE_ENTRIES, decode_bundle};
+use veritrail_records::{LEAF_VERSION, NONCE_BYTES, Unchained, is_record};
 
 use journal::{Journal, JournalError};
 
@@ -112,7 +123,7 @@ impl KeyId {
 pub struct Record {
     /// The key within its scope.
     pub id: KeyId,
-    /// SHA-256 of the entries, each prefixed by its length (the request's identity).
+    /// The request's [`Fingerprint`], as [`Fingerprint::to_bytes`] lays it out.
     pub fingerprint: [u8; 32],
     /// The first index assigned.
     pub first: u64,
@@ -135,8 +146,131 @@ impl Record {
 pub struct Keyed {
     /// The key within its scope.
     pub id: KeyId,
-    /// The entries' fingerprint.
+    /// The request's [`Fingerprint`], as [`Fingerprint::to_bytes`] lays it out.
     pub fingerprint: [u8; 32],
+}
+
+/// What a keyed request is bound to: compared with a retry's under the same key, and
+/// journaled (as [`Fingerprint::to_bytes`]) so that [`Idempotency::open`] can tell whether the
+/// request's commit landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fingerprint {
+    /// `POST /v1/entries`: [`crate::body::fingerprint`] of the entries. The entries are the
+    /// leaves, so the same digest identifies the request and is found again in the log.
+    Entries([u8; 32]),
+    /// `POST /v1/records`: laid out as `request ‖ nonces`.
+    Records {
+        /// The request's identity, what a retry is compared by: the first 128 bits of
+        /// `SHA-256("veritrail/records-request/v1\0" ‖ body)`. A token can only confuse its own
+        /// keys, and only with a 2^64 search, as for [`KeyId`].
+        request: [u8; 16],
+        /// What the log will hold: the first 128 bits of
+        /// `SHA-256("veritrail/records-nonces/v1\0" ‖ nonce ‖ …)` over the records' 128-bit
+        /// random nonces, in order. A retry's records get other nonces, so this half is not
+        /// compared.
+        nonces: [u8; 16],
+    },
+}
+
+/// Bytes of each half of a [`Fingerprint::Records`].
+const HALF: usize = 16;
+
+impl Fingerprint {
+    /// The fingerprint of a `POST /v1/records` whose `body` became `records` (in order).
+    ///
+    /// # Errors
+    /// [`NoNonce`] if a record's leaf holds no nonce (never, for an [`Unchained`]).
+    pub fn records(body: &[u8], records: &[Unchained]) -> Result<Fingerprint, NoNonce> {
+        let digest = Sha256::new()
+            .chain_update(b"veritrail/records-request/v1\0")
+            .chain_update(body)
+            .finalize();
+        let nonces = nonces_digest(records.iter().map(|record| record.leaf(None)))?;
+        Ok(Fingerprint::Records {
+            request: first_half(&digest),
+            nonces,
+        })
+    }
+
+    /// The 32 bytes journaled: the digest for [`Fingerprint::Entries`], `request ‖ nonces`
+    /// for [`Fingerprint::Records`].
+    pub fn to_bytes(self) -> [u8; 32] {
+        match self {
+            Fingerprint::Entries(digest) => digest,
+            Fingerprint::Records { request, nonces } => {
+                let mut out = [0u8; 32];
+                let (head, tail) = out.split_at_mut(HALF);
+                head.copy_from_slice(&request);
+                tail.copy_from_slice(&nonces);
+                out
+            }
+        }
+    }
+
+    /// Whether a request with this fingerprint is the same request as the one that
+    /// `journaled` (from [`Fingerprint::to_bytes`]) belongs to: the whole digest for entries,
+    /// the `request` half for records.
+    fn same_request(&self, journaled: &[u8; 32]) -> bool {
+        match self {
+            Fingerprint::Entries(digest) => digest == journaled,
+            Fingerprint::Records { request, .. } => {
+                journaled.get(..HALF) == Some(request.as_slice())
+            }
+        }
+    }
+}
+
+/// A record's leaf without a readable `nonce` (answered as an internal error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a record's leaf holds no nonce")]
+pub struct NoNonce;
+
+/// The first 128 bits of `digest`.
+fn first_half(digest: &[u8]) -> [u8; HALF] {
+    let mut out = [0u8; HALF];
+    out.copy_from_slice(digest.get(..HALF).unwrap_or(&[0; HALF]));
+    out
+}
+
+/// The `nonce` of a record's leaf (`0x01` ‖ canonical JSON): the top-level member only.
+fn nonce_of(leaf: &[u8]) -> Option<[u8; NONCE_BYTES]> {
+    /// The one member read; the others are skipped without being kept.
+    #[derive(serde::Deserialize)]
+    struct Leaf {
+        nonce: String,
+    }
+    let json = leaf.strip_prefix(&[LEAF_VERSION])?;
+    let Leaf { nonce } = serde_json::from_slice(json).ok()?;
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, nonce).ok()?;
+    bytes.try_into().ok()
+}
+
+/// The `nonces` half of a [`Fingerprint::Records`] of the records with these leaves (in
+/// order; the chain link does not matter).
+///
+/// # Errors
+/// [`NoNonce`] if a leaf is not a record with a nonce.
+fn nonces_digest<L: AsRef<[u8]>>(
+    leaves: impl IntoIterator<Item = L>,
+) -> Result<[u8; HALF], NoNonce> {
+    let mut hasher = Sha256::new().chain_update(b"veritrail/records-nonces/v1\0");
+    for leaf in leaves {
+        hasher.update(nonce_of(leaf.as_ref()).ok_or(NoNonce)?);
+    }
+    Ok(first_half(&hasher.finalize()))
+}
+
+/// Whether `leaves`, read back from the log at a journal record's indices, are what the
+/// request behind `journaled` appended. Raw entries (never starting with the record marker)
+/// are checked as [`Fingerprint::Entries`]; records by their nonces, as
+/// [`Fingerprint::Records`]. (A journal written before records were told apart holds a digest
+/// of a records request's body, which matches neither: those keys are dropped as not landed.)
+fn landed(leaves: &[Bytes], journaled: &[u8; 32]) -> bool {
+    if leaves.iter().any(|leaf| is_record(leaf)) {
+        nonces_digest(leaves).is_ok_and(|nonces| journaled.get(HALF..) == Some(nonces.as_slice()))
+    } else {
+        crate::body::fingerprint(leaves) == *journaled
+    }
 }
 
 /// Bytes charged for one remembered key in the record queue.
@@ -207,6 +341,7 @@ enum Outcome {
 /// there is at most one per queued request, bounded by the append queue like the request's
 /// body.
 struct Pending {
+    /// As journaled ([`Fingerprint::to_bytes`]).
     fingerprint: [u8; 32],
     outcome: watch::Receiver<Outcome>,
 }
@@ -360,7 +495,8 @@ impl Ticket {
 /// What [`Idempotency::open`] made of the journal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
-    /// Records whose entries are in the log at their indices, now remembered.
+    /// Records whose entries are in the log at their indices (for records requests: the
+    /// records with the journaled nonces), now remembered.
     pub kept: u64,
     /// Records older than the window.
     pub expired: u64,
@@ -433,8 +569,9 @@ impl Idempotency {
 
     /// Opens the journal at `path` (creating it) and rebuilds the store from it: a record is
     /// kept only if it is within the window and the log holds exactly its entries at its
-    /// indices (they are read back and fingerprinted); the others belong to commits that
-    /// never landed, or have expired. Damaged records and a torn tail are skipped.
+    /// indices (they are read back and fingerprinted: raw entries by their digest, records by
+    /// their nonces, see [`Fingerprint`]); the others belong to commits that never landed, or
+    /// have expired. Damaged records and a torn tail are skipped.
     ///
     /// # Errors
     /// [`JournalError`] if the journal cannot be opened, read or is not a journal.
@@ -466,8 +603,8 @@ impl Idempotency {
                     restored.not_landed += 1;
                     continue;
                 }
-                match bundles.fingerprint(ledger, size, range) {
-                    Ok(fingerprint) if fingerprint == record.fingerprint => {
+                match bundles.entries(ledger, size, range) {
+                    Ok(leaves) if landed(&leaves, &record.fingerprint) => {
                         store.insert(&mut inner, record);
                         restored.kept += 1;
                     }
@@ -533,10 +670,10 @@ impl Idempotency {
         self.lock().store.live(now_ms(), self.window_ms())
     }
 
-    /// Claims `key` in `scope` for a request identified by `fingerprint` (a SHA-256 of
-    /// whatever makes two requests the same: for appends, the entries, not the encoding of
-    /// the body), waiting (up to `timeout`) if another request with the same key is in
-    /// flight.
+    /// Claims `key` in `scope` for a request identified by `fingerprint` (what makes two
+    /// requests the same: for appends, the entries, not the encoding of the body; for
+    /// records, the body), waiting (up to `timeout`) if another request with the same key is
+    /// in flight.
     ///
     /// # Errors
     /// [`ClaimError::Conflict`] if the key was used in this scope with another
@@ -545,10 +682,11 @@ impl Idempotency {
         &self,
         scope: &Scope,
         key: String,
-        fingerprint: [u8; 32],
+        fingerprint: Fingerprint,
         timeout: Duration,
     ) -> Result<Claim, ClaimError> {
         let id = KeyId::new(scope, &key);
+        let journaled = fingerprint.to_bytes();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let mut waiting = {
@@ -561,13 +699,13 @@ impl Idempotency {
                     .get(&id)
                     .filter(|r| now.saturating_sub(r.created_ms) <= window_ms)
                 {
-                    if record.fingerprint != fingerprint {
+                    if !fingerprint.same_request(&record.fingerprint) {
                         return Err(ClaimError::Conflict(key));
                     }
                     return Ok(Claim::Replay(record.indices()));
                 }
                 match inner.pending.get(&id) {
-                    Some(pending) if pending.fingerprint != fingerprint => {
+                    Some(pending) if !fingerprint.same_request(&pending.fingerprint) => {
                         return Err(ClaimError::Conflict(key));
                     }
                     Some(pending) => pending.outcome.clone(),
@@ -576,12 +714,15 @@ impl Idempotency {
                         inner.pending.insert(
                             id,
                             Pending {
-                                fingerprint,
+                                fingerprint: journaled,
                                 outcome: receiver,
                             },
                         );
                         return Ok(Claim::Fresh(Ticket {
-                            keyed: Keyed { id, fingerprint },
+                            keyed: Keyed {
+                                id,
+                                fingerprint: journaled,
+                            },
                             outcome: sender,
                         }));
                     }
@@ -645,13 +786,13 @@ struct BundleCache {
 }
 
 impl BundleCache {
-    /// The fingerprint of the entries at `range` (all below `size`).
-    fn fingerprint(
+    /// The entries at `range` (all below `size`).
+    fn entries(
         &mut self,
         ledger: &Ledger,
         size: u64,
         range: Range<u64>,
-    ) -> Result<[u8; 32], ReadBack> {
+    ) -> Result<Vec<Bytes>, ReadBack> {
         let per_bundle = BUNDLE_ENTRIES as u64;
         let mut entries = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
         for index in range {
@@ -675,7 +816,7 @@ impl BundleCache {
                 .ok_or(ReadBack::Short { bundle })?;
             entries.push(entry);
         }
-        Ok(crate::body::fingerprint(&entries))
+        Ok(entries)
     }
 }
 

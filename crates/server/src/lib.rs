@@ -54,6 +54,7 @@ mod middleware;
 pub mod mirror;
 pub mod oidc;
 pub mod openapi;
+pub mod otlp;
 pub mod payloads;
 pub mod publisher;
 mod query;

@@ -5,7 +5,10 @@
 //! file   = header record*
 //! header = "VTIDEMJ1"                                  8 bytes
 //! record = key_id        16 bytes  SHA-256(scope, key), truncated
-//!          fingerprint   32 bytes  SHA-256 of the entries (length-prefixed)
+//!          fingerprint   32 bytes  the request's fingerprint (`Fingerprint::to_bytes`):
+//!                                  SHA-256 of the entries (length-prefixed) for
+//!                                  /v1/entries; for /v1/records 16 bytes of the body's
+//!                                  digest then 16 of the records' nonces' digest
 //!          first_index    8 bytes  big-endian u64
 //!          count          4 bytes  big-endian u32, 1 ..= 4096
 //!          created_ms     8 bytes  big-endian u64, Unix time in milliseconds

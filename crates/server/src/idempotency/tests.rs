@@ -8,8 +8,8 @@ use super::*;
 const T: Duration = Duration::from_secs(5);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
-fn fp(body: &[u8]) -> [u8; 32] {
-    Sha256::digest(body).into()
+fn fp(body: &[u8]) -> Fingerprint {
+    Fingerprint::Entries(Sha256::digest(body).into())
 }
 
 async fn fresh(cache: &Idempotency, scope: &Scope, key: &str, body: &[u8]) -> Ticket {
@@ -114,7 +114,7 @@ async fn keys_expire_after_the_window() {
 fn record(scope: &Scope, key: &str, first: u64) -> Record {
     Record {
         id: KeyId::new(scope, key),
-        fingerprint: fp(key.as_bytes()),
+        fingerprint: fp(key.as_bytes()).to_bytes(),
         first,
         count: 1,
         created_ms: now_ms(),
@@ -205,7 +205,10 @@ async fn three_hundred_thousand_long_keys_fit_the_default_budget() {
     }
     let first = format!("{:0>255}", 0);
     assert!(matches!(
-        cache.claim(&scope, first, [0; 32], T).await.unwrap(),
+        cache
+            .claim(&scope, first, Fingerprint::Entries([0; 32]), T)
+            .await
+            .unwrap(),
         Claim::Replay(r) if r == (0..1)
     ));
 }
@@ -264,7 +267,9 @@ async fn open_keeps_only_records_whose_entries_landed() {
         }
     );
     assert_eq!(journal.records(), 5);
-    let claim = |key: &str, fingerprint| cache.claim(&s, key.to_owned(), fingerprint, T);
+    let claim = |key: &str, fingerprint| {
+        cache.claim(&s, key.to_owned(), Fingerprint::Entries(fingerprint), T)
+    };
     assert!(
         matches!(claim("landed", fingerprint(250..260)).await.unwrap(), Claim::Replay(r) if r == (250..260))
     );
@@ -282,12 +287,220 @@ async fn open_keeps_only_records_whose_entries_landed() {
     // Another scope does not see them.
     assert!(matches!(
         cache
-            .claim(&Scope::SHARED, "landed".into(), fingerprint(250..260), T)
+            .claim(
+                &Scope::SHARED,
+                "landed".into(),
+                Fingerprint::Entries(fingerprint(250..260)),
+                T,
+            )
             .await
             .unwrap(),
         Claim::Fresh(_)
     ));
     assert_eq!(cache.live_records().len(), 2);
+}
+
+#[tokio::test]
+async fn records_requests_are_compared_by_their_body_not_their_nonces() {
+    let cache = Arc::new(Idempotency::new(DAY, DEFAULT_BUDGET));
+    let s = Scope::SHARED;
+    let records = |request: u8, nonces: u8| Fingerprint::Records {
+        request: [request; 16],
+        nonces: [nonces; 16],
+    };
+    let Claim::Fresh(ticket) = cache.claim(&s, "r".into(), records(1, 2), T).await.unwrap() else {
+        panic!("expected a fresh claim");
+    };
+    assert_eq!(ticket.keyed().fingerprint, records(1, 2).to_bytes());
+    // In flight: a retry (new nonces) waits; another body, or entries, conflict at once.
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.claim(&s, "r".into(), records(1, 3), T).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for other in [records(4, 2), fp(b"entries")] {
+        assert!(matches!(
+            cache.claim(&s, "r".into(), other, T).await,
+            Err(ClaimError::Conflict(_))
+        ));
+    }
+    ticket.finish(&cache, Some(3..5));
+    assert!(matches!(waiter.await.unwrap().unwrap(), Claim::Replay(r) if r == (3..5)));
+    // Committed: the same.
+    assert!(matches!(
+        cache.claim(&s, "r".into(), records(1, 9), T).await.unwrap(),
+        Claim::Replay(r) if r == (3..5)
+    ));
+    for other in [records(4, 2), fp(b"entries")] {
+        assert!(matches!(
+            cache.claim(&s, "r".into(), other, T).await,
+            Err(ClaimError::Conflict(_))
+        ));
+    }
+    // What is remembered (and journaled at compaction) keeps the nonces half.
+    assert_eq!(
+        cache.live_records()[0].fingerprint,
+        records(1, 2).to_bytes()
+    );
+}
+
+/// `POST /v1/records` keys did not survive a restart: `open` checked them by fingerprinting
+/// the leaves as raw entries, which never matches a digest of a records request's body, so
+/// every records key was dropped as not landed and a retry appended the records again.
+#[tokio::test]
+async fn open_keeps_records_requests_whose_records_landed() {
+    use veritrail_records::{Prev, SubmittedBy, Unchained, parse_event};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = ledger(dir.path());
+    let raw: Vec<Vec<u8>> = (0..5).map(|i| format!("raw {i}").into_bytes()).collect();
+    log.append(&raw).unwrap();
+    let body = |n: usize| -> Vec<u8> {
+        let events: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                serde_json::json!({
+                    "timestamp": "2026-03-01T12:00:00Z",
+                    "action": "tool_invoked",
+                    "actor": {"id": "agent", "type": "agent"},
+                    "conversation_id": "c-1",
+                    "gen_ai": {"gen_ai.tool.name": format!("tool.{i}")},
+                    // A nested `nonce` is not the record's.
+                    "details": {"nonce": "AAAAAAAAAAAAAAAAAAAAAA=="},
+                })
+            })
+            .collect();
+        serde_json::to_vec(&events).unwrap()
+    };
+    // What `prepare` makes of a body: records with fresh nonces each time.
+    let prepare = |body: &[u8]| -> Vec<Unchained> {
+        let events: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
+        events
+            .iter()
+            .map(|event| {
+                let mut nonce = [0u8; NONCE_BYTES];
+                getrandom::fill(&mut nonce).unwrap();
+                let by = SubmittedBy::Token {
+                    name: "agent".into(),
+                };
+                let now = time::OffsetDateTime::now_utc();
+                Unchained::new(parse_event(event).unwrap(), &by, now, nonce).unwrap()
+            })
+            .collect()
+    };
+    // Two requests, linked into one chain as the committer does: 5..8 and 8..10.
+    let (first_body, second_body) = (body(3), body(2));
+    let (first, second) = (prepare(&first_body), prepare(&second_body));
+    let mut leaves = Vec::new();
+    let mut prev: Option<Prev> = None;
+    for (index, record) in (5u64..).zip(first.iter().chain(&second)) {
+        let leaf = record.leaf(prev.as_ref());
+        prev = Some(Prev {
+            index,
+            leaf_hash: veritrail_ledger::leaf_hash(&leaf),
+        });
+        leaves.push(leaf);
+    }
+    log.append(&leaves).unwrap();
+    assert_eq!(log.tree_head().size, 10);
+
+    let s = token_scope("vt_a");
+    let now = now_ms();
+    let at = |key: &str, first: u64, count: u32, fingerprint: [u8; 32]| Record {
+        id: KeyId::new(&s, key),
+        fingerprint,
+        first,
+        count,
+        created_ms: now,
+    };
+    let records_fp = |body: &[u8], records: &[Unchained]| {
+        Fingerprint::records(body, records).unwrap().to_bytes()
+    };
+    let raw_fp = |range: Range<usize>| {
+        let slice: Vec<Bytes> = raw[range].iter().map(|e| Bytes::from(e.clone())).collect();
+        crate::body::fingerprint(&slice)
+    };
+    // As the build before this fix journaled a records request.
+    let legacy: [u8; 32] = Sha256::new()
+        .chain_update(b"veritrail/records-request/v1\0")
+        .chain_update(&first_body)
+        .finalize()
+        .into();
+    let journaled = [
+        at("records", 5, 3, records_fp(&first_body, &first)),
+        at("entries", 1, 2, raw_fp(1..3)),
+        at("records-late", 8, 2, records_fp(&second_body, &second)),
+        // Journaled, then the commit did not land, and other records took the indices.
+        at("records-elsewhere", 7, 3, records_fp(&first_body, &first)),
+        at("records-beyond", 9, 3, records_fp(&first_body, &first)),
+        // Raw entries where records were journaled, and the other way round.
+        at("records-over-raw", 2, 3, records_fp(&first_body, &first)),
+        at("raw-over-records", 5, 2, raw_fp(1..3)),
+        at("records-legacy", 5, 3, legacy),
+    ];
+    let path = dir.path().join("idempotency.journal");
+    let (mut journal, _) = Journal::open(&path).unwrap();
+    journal.append(&journaled).unwrap();
+    drop(journal);
+
+    let (cache, mut journal, restored) =
+        Idempotency::open(&path, DAY, DEFAULT_BUDGET, &log).unwrap();
+    assert_eq!(
+        restored,
+        Restored {
+            kept: 3,
+            expired: 0,
+            not_landed: 5,
+            unreadable: 0,
+            damaged: 0
+        }
+    );
+    // A retry is the same body, prepared anew: other nonces, other ids, other times.
+    let claim = |key: &str, body: &[u8]| {
+        let fingerprint = Fingerprint::records(body, &prepare(body)).unwrap();
+        cache.claim(&s, key.to_owned(), fingerprint, T)
+    };
+    for (key, body, indices) in [
+        ("records", &first_body, 5..8),
+        ("records-late", &second_body, 8..10),
+    ] {
+        let claimed = claim(key, body).await.unwrap();
+        assert!(
+            matches!(&claimed, Claim::Replay(r) if *r == indices),
+            "{key}: {claimed:?}"
+        );
+    }
+    assert!(matches!(
+        claim("records", &second_body).await,
+        Err(ClaimError::Conflict(_))
+    ));
+    assert!(matches!(
+        claim("entries", &first_body).await,
+        Err(ClaimError::Conflict(_))
+    ));
+    assert!(matches!(
+        cache
+            .claim(&s, "records".into(), Fingerprint::Entries(raw_fp(1..3)), T)
+            .await,
+        Err(ClaimError::Conflict(_))
+    ));
+    for dropped in [
+        "records-elsewhere",
+        "records-beyond",
+        "records-over-raw",
+        "records-legacy",
+    ] {
+        assert!(
+            matches!(claim(dropped, &first_body).await.unwrap(), Claim::Fresh(_)),
+            "{dropped}"
+        );
+    }
+
+    // A compacted journal (the live records) is found again at the next start.
+    journal.compact(&cache.live_records()).unwrap();
+    drop(journal);
+    let (_, _, restored) = Idempotency::open(&path, DAY, DEFAULT_BUDGET, &log).unwrap();
+    assert_eq!(restored.kept, 3);
+    assert_eq!(restored.not_landed, 0);
 }
 
 #[test]

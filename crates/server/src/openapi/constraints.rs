@@ -175,7 +175,10 @@ fn lengths_and_values_are_the_limits() {
 /// The role each operation needs, from the table in `auth.rs`; `None` for public ones.
 fn needed_role(method: &str, path: &str) -> Option<Role> {
     match (method, path) {
-        ("post", "/v1/entries") | ("post", "/v1/records") => Some(Role::Append),
+        ("post", "/v1/entries")
+        | ("post", "/v1/records")
+        | ("post", "/v1/traces")
+        | ("post", "/v1/logs") => Some(Role::Append),
         ("get", "/v1/records/{index}")
         | ("get", "/v1/records/{index}/payloads/{name}")
         | ("get", "/v1/records")

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Appender;
 use crate::body::{fingerprint, is_batch, parse_entries};
 use crate::error::{ApiError, Internal, InvalidEntry};
-use crate::idempotency::{Claim, Keyed, Scope, Ticket, validate_key};
+use crate::idempotency::{Claim, Fingerprint, Keyed, Scope, Ticket, validate_key};
 use crate::sequencer::Committed;
 
 /// What the sequencer answers a queued request on.
@@ -96,7 +96,8 @@ pub(crate) async fn append(
     })?;
     let batch = is_batch(&headers);
     let entries = parse_entries(&body, batch, state.config.limits.max_batch_entries)?;
-    let ticket = match claim_key(&state, &headers, || fingerprint(&entries)).await? {
+    let digest = || Ok(Fingerprint::Entries(fingerprint(&entries)));
+    let ticket = match claim_key(&state, &headers, digest).await? {
         Keying::Replay(indices) => {
             let hashes: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
             return respond(&state, indices, &hashes, batch, wait_published).await;
@@ -137,11 +138,11 @@ pub(crate) enum Keying {
 ///
 /// # Errors
 /// `invalid_parameter` for a malformed key; `idempotency_conflict`; a timeout waiting for a
-/// concurrent first request.
+/// concurrent first request; `digest`'s error.
 pub(crate) async fn claim_key(
     state: &AppState,
     headers: &HeaderMap,
-    digest: impl FnOnce() -> [u8; 32],
+    digest: impl FnOnce() -> Result<Fingerprint, ApiError>,
 ) -> Result<Keying, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(Keying::Fresh(None));
@@ -151,7 +152,7 @@ pub(crate) async fn claim_key(
     let timeout = state.config.limits.request_timeout;
     match state
         .idempotency
-        .claim(&scope, key, digest(), timeout)
+        .claim(&scope, key, digest()?, timeout)
         .await?
     {
         Claim::Fresh(ticket) => Ok(Keying::Fresh(Some(ticket))),

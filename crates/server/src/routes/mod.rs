@@ -13,15 +13,16 @@
 //! Request bodies are parsed in `crate::body`, query and path parameters in
 //! `crate::query`, fallbacks and middleware live in `crate::middleware`.
 
-mod append;
+pub(crate) mod append;
 mod archive;
 mod holds;
 pub(crate) mod ledger;
 mod operations;
+mod otlp;
 mod proofs;
 pub(crate) mod queries;
-mod records;
-mod reply;
+pub(crate) mod records;
+pub(crate) mod reply;
 mod tiles;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +52,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         routes!(holds::place, holds::list),
         routes!(holds::release),
         routes!(archive::archive),
+        routes!(otlp::traces),
+        routes!(otlp::logs),
         routes!(proofs::entry),
         routes!(proofs::inclusion_proof),
         routes!(proofs::inclusion_proof_by_leaf_hash),

@@ -7,7 +7,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 use veritrail_api::{AppendedRecord, ErrorBody, FieldProblem, RecordWithProof, RecordsResponse};
 use veritrail_ledger::{Hash, leaf_hash};
 use veritrail_records::{
@@ -21,6 +20,7 @@ use crate::AppState;
 use crate::access::{record_read, server_record};
 use crate::auth::{Caller, Principal, Role};
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
+use crate::idempotency::Fingerprint;
 use crate::openapi::{AccessErrors, InternalError, TimeoutError, WaitFor};
 use crate::query::{Params, parse_u64, path_text};
 use crate::routes::append::{Keying, appended, claim_key, commit, wait_published};
@@ -99,12 +99,11 @@ pub(crate) async fn append_records(
             ApiError::store_failure(e.is_no_space())
         })?;
     }
+    // Bound to the body; journaled with the records' nonces, which a restart finds again in
+    // the leaves (see `Fingerprint::Records`).
     let digest = || {
-        Sha256::new()
-            .chain_update(b"veritrail/records-request/v1\0")
-            .chain_update(&body)
-            .finalize()
-            .into()
+        Fingerprint::records(&body, &records)
+            .map_err(|e| ApiError::Internal(Internal::Record(e.to_string())))
     };
     let ticket = match claim_key(&state, &headers, digest).await? {
         Keying::Replay(indices) => return replay(&state, indices, wait).await,
@@ -157,7 +156,6 @@ fn prepare(
         .into());
     }
     let received_at = time::OffsetDateTime::now_utc();
-    let registry = state.classifier.current();
     let mut problems = Vec::new();
     let mut records = Vec::with_capacity(events.len());
     let mut filings = Vec::new();
@@ -167,69 +165,98 @@ fn prepare(
             (true, true) => format!("[{position}]"),
             (true, false) => format!("[{position}].{field}"),
         };
-        match parse_submission(event) {
+        match prepare_event(state, event, submitted_by, received_at)? {
+            Ok((record, filing)) => {
+                records.push(record);
+                filings.extend(filing);
+            }
             Err(found) => problems.extend(found.into_iter().map(|p| FieldProblem {
                 field: prefix(p.field),
                 problem: p.problem,
             })),
-            Ok((_, payloads)) if !payloads.is_empty() && state.payloads.is_none() => {
-                problems.push(FieldProblem {
-                    field: prefix("payloads".into()),
-                    problem: "this server keeps no payload store; send the record without payloads"
-                        .into(),
-                });
-            }
-            Ok((mut event, payloads)) => {
-                if registry.apply(&mut event) {
-                    metrics::counter!("veritrail_records_classified_total").increment(1);
-                }
-                let scrubbed =
-                    match scrub_event(&state.scrubber, &mut event, state.config.records.scrub) {
-                        Ok(kinds) => kinds,
-                        Err(found) => {
-                            problems.extend(found.into_iter().map(|p| FieldProblem {
-                                field: prefix(p.field),
-                                problem: p.problem,
-                            }));
-                            continue;
-                        }
-                    };
-                if !scrubbed.is_empty() {
-                    metrics::counter!("veritrail_records_scrubbed_total").increment(1);
-                }
-                let mut nonce = [0u8; NONCE_BYTES];
-                getrandom::fill(&mut nonce).map_err(Internal::Random)?;
-                let (refs, keyed) = payloads::commit(payloads).map_err(Internal::Payload)?;
-                let subject = event.subject.clone();
-                let conversation_id = event.conversation_id.clone();
-                match Unchained::with(event, submitted_by, received_at, nonce, &scrubbed, &refs) {
-                    Ok(record) => {
-                        if !keyed.is_empty() {
-                            filings.push(Filing {
-                                nonce,
-                                label: payloads::label_of(
-                                    subject.as_deref(),
-                                    conversation_id.as_deref(),
-                                    &record.id,
-                                ),
-                                conversation_id,
-                                payloads: keyed,
-                            });
-                        }
-                        records.push(record);
-                    }
-                    Err(e) => problems.push(FieldProblem {
-                        field: prefix(String::new()),
-                        problem: e.to_string(),
-                    }),
-                }
-            }
         }
     }
     if !problems.is_empty() {
         return Err(ApiError::InvalidRecord { problems });
     }
     Ok((records, filings))
+}
+
+/// A record ready to append, with its payloads to file; or why the event was refused.
+pub(crate) type Prepared = Result<(Unchained, Option<Filing>), Vec<FieldProblem>>;
+
+/// One submitted event validated, classified, scrubbed and encoded as a record received at
+/// `received_at`, with its payloads to file (`None` without payloads); or every problem
+/// found, by field.
+///
+/// # Errors
+/// [`Internal`] errors only (the random source, payload commitments).
+pub(crate) fn prepare_event(
+    state: &AppState,
+    event: &serde_json::Value,
+    submitted_by: &SubmittedBy,
+    received_at: time::OffsetDateTime,
+) -> Result<Prepared, ApiError> {
+    let (mut event, payloads) = match parse_submission(event) {
+        Err(found) => {
+            return Ok(Err(found
+                .into_iter()
+                .map(|p| FieldProblem {
+                    field: p.field,
+                    problem: p.problem,
+                })
+                .collect()));
+        }
+        Ok(parsed) => parsed,
+    };
+    if !payloads.is_empty() && state.payloads.is_none() {
+        return Ok(Err(vec![FieldProblem {
+            field: "payloads".into(),
+            problem: "this server keeps no payload store; send the record without payloads".into(),
+        }]));
+    }
+    if state.classifier.current().apply(&mut event) {
+        metrics::counter!("veritrail_records_classified_total").increment(1);
+    }
+    let scrubbed = match scrub_event(&state.scrubber, &mut event, state.config.records.scrub) {
+        Ok(kinds) => kinds,
+        Err(found) => {
+            return Ok(Err(found
+                .into_iter()
+                .map(|p| FieldProblem {
+                    field: p.field,
+                    problem: p.problem,
+                })
+                .collect()));
+        }
+    };
+    if !scrubbed.is_empty() {
+        metrics::counter!("veritrail_records_scrubbed_total").increment(1);
+    }
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(Internal::Random)?;
+    let (refs, keyed) = payloads::commit(payloads).map_err(Internal::Payload)?;
+    let subject = event.subject.clone();
+    let conversation_id = event.conversation_id.clone();
+    match Unchained::with(event, submitted_by, received_at, nonce, &scrubbed, &refs) {
+        Ok(record) => {
+            let filing = (!keyed.is_empty()).then(|| Filing {
+                nonce,
+                label: payloads::label_of(
+                    subject.as_deref(),
+                    conversation_id.as_deref(),
+                    &record.id,
+                ),
+                conversation_id,
+                payloads: keyed,
+            });
+            Ok(Ok((record, filing)))
+        }
+        Err(e) => Ok(Err(vec![FieldProblem {
+            field: String::new(),
+            problem: e.to_string(),
+        }])),
+    }
 }
 
 /// The answer to a retry: the records committed at `indices`, read back from the log.

@@ -340,3 +340,70 @@ async fn an_outcome_survives_a_restart_in_process() {
     assert_eq!(status, StatusCode::CONFLICT);
     server.shutdown().await;
 }
+
+/// A `POST /v1/records` outcome survives a stop and a start too. Its leaves are the server's
+/// records (with their own nonces, times and chain links), not the body the key is bound to:
+/// the start used to fingerprint them as raw entries, never matched, and forgot every records
+/// key, so the retry appended the records a second time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_records_outcome_survives_a_restart_in_process() {
+    use std::sync::Arc;
+    use veritrail_ledger::Ledger;
+    use veritrail_ledger::note::{KeyName, NoteSigner};
+    use veritrail_ledger::store::{self, Backend};
+    use veritrail_server::auth::Auth;
+    use veritrail_server::{Server, ServerConfig, app};
+
+    let dir = tempfile::tempdir().unwrap();
+    let signer = NoteSigner::generate(KeyName::new(crate::ORIGIN).unwrap()).unwrap();
+    let mut config = crate::fast_config();
+    config.limits.idempotency_journal = Some(dir.path().join("idempotency.journal"));
+    let start = |config: ServerConfig| {
+        let store = store::open(Backend::Redb, dir.path()).unwrap();
+        let ledger = Arc::new(Ledger::open(store, crate::ORIGIN, signer.clone()).unwrap());
+        let server = Server::start(ledger.clone(), config, Auth::disabled()).unwrap();
+        (ledger, server)
+    };
+    let event = |tool: &str| {
+        serde_json::json!({
+            "timestamp": "2026-03-01T12:00:00Z",
+            "action": "tool_invoked",
+            "actor": {"id": "triage-agent", "type": "agent"},
+            "conversation_id": "c-restart",
+            "gen_ai": {"gen_ai.tool.name": tool},
+        })
+    };
+    let body = serde_json::to_vec(&[event("ehr.read"), event("ehr.write")]).unwrap();
+    let send = |router: axum::Router, key: &'static str, body: Vec<u8>| async move {
+        use tower::ServiceExt as _;
+        let request = axum::http::Request::post("/v1/records")
+            .header("content-type", "application/json")
+            .header(KEY, key)
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, body)
+    };
+    let (ledger, server) = start(config.clone());
+    let (status, first) = send(app(server.state().clone()), "records-1", body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{first:?}");
+    assert_eq!(ledger.tree_head().size, 2);
+    server.shutdown().await;
+    drop(ledger);
+
+    let (ledger, server) = start(config.clone());
+    let (status, retry) = send(app(server.state().clone()), "records-1", body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(retry, first, "the same records, ids and leaves");
+    assert_eq!(ledger.tree_head().size, 2, "nothing appended twice");
+    let other = serde_json::to_vec(&[event("ehr.read")]).unwrap();
+    let (status, _) = send(app(server.state().clone()), "records-1", other).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(ledger.tree_head().size, 2);
+    server.shutdown().await;
+}
