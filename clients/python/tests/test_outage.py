@@ -162,12 +162,6 @@ def test_spool_replay_after_a_crash_between_commit_and_answer(own_server: Server
     assert duplicated <= 2 * len(threads), counts.most_common(3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: at startup the idempotency journal re-fingerprints the log's leaves "
-    "with the /v1/entries fingerprint, which never equals a /v1/records request's "
-    "fingerprint, so every POST /v1/records key is forgotten by a restart",
-)
 def test_record_keys_survive_a_restart(own_server: Server) -> None:
     own_server.start()
     actor = f"keys-{uuid.uuid4().hex[:8]}"
