@@ -60,6 +60,35 @@ pub(crate) fn server_record(
     .map_err(|e| Internal::Record(e.to_string()).into())
 }
 
+/// Appends a record the server writes itself (`action`, by `caller`, as `kind`, with
+/// `details`) and waits until it is durable; its index. The erasure, hold, release and purge
+/// records go through here.
+///
+/// # Errors
+/// The committer's errors (`overloaded`, `store_unavailable`, ...) and [`Internal`] ones.
+pub(crate) async fn append_server_record(
+    state: &AppState,
+    action: &str,
+    caller: Option<Caller>,
+    kind: ActorType,
+    details: Map<String, Value>,
+) -> Result<u64, ApiError> {
+    let record = server_record(
+        state,
+        Action::Custom(action.into()),
+        caller,
+        kind,
+        None,
+        details,
+    )?;
+    let committed = state
+        .sequencer
+        .submit_records(vec![record], None)?
+        .await
+        .map_err(|_| ApiError::from(Internal::CommitterStopped))??;
+    Ok(committed.indices.start)
+}
+
 /// Appends, in the background, the `data_accessed` record of a successful read by `caller`
 /// of `operation` with `details` (unless the server runs without read auditing).
 pub(crate) fn record_read(

@@ -426,23 +426,15 @@ pub async fn run_job(
         let state = recorder_state.clone();
         let caller = caller.clone();
         Box::pin(async move {
-            let record = crate::access::server_record(
+            crate::access::append_server_record(
                 &state,
-                veritrail_records::Action::Custom(PURGE_ACTION.into()),
+                PURGE_ACTION,
                 caller,
                 veritrail_records::ActorType::System,
-                None,
                 details,
             )
-            .map_err(|e| e.to_string())?;
-            let committed = state
-                .sequencer
-                .submit_records(vec![record], None)
-                .map_err(|e| e.to_string())?
-                .await
-                .map_err(|_| "the committer stopped".to_owned())?
-                .map_err(|e| e.to_string())?;
-            Ok(committed.indices.start)
+            .await
+            .map_err(|e| e.to_string())
         })
     });
     let started = std::time::Instant::now();

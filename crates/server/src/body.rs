@@ -70,3 +70,19 @@ pub(crate) fn parse_entries(
     // Zero-copy: each entry is a slice of the body.
     Ok(entries.iter().map(|e| body.slice_ref(e)).collect())
 }
+
+/// A JSON request body; an unreadable or non-JSON one is `400 invalid_entry`.
+///
+/// # Errors
+/// [`ApiError::InvalidEntry`].
+pub(crate) fn json(
+    body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<serde_json::Value, crate::error::ApiError> {
+    use crate::error::{ApiError, InvalidEntry};
+    let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::InvalidEntry(InvalidEntry::NotJson {
+            message: e.to_string(),
+        })
+    })
+}

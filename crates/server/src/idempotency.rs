@@ -155,8 +155,9 @@ pub struct Keyed {
 /// request's commit landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fingerprint {
-    /// `POST /v1/entries`: [`crate::body::fingerprint`] of the entries. The entries are the
-    /// leaves, so the same digest identifies the request and is found again in the log.
+    /// `POST /v1/entries`: the SHA-256 fingerprint of the entries (each with its length, as a
+    /// batch encodes them). The entries are the leaves, so the same digest identifies the
+    /// request and is found again in the log.
     Entries([u8; 32]),
     /// `POST /v1/records`: laid out as `request ‖ nonces`.
     Records {

@@ -62,12 +62,7 @@ pub(crate) async fn archive(
     let request: ArchiveRequest = if body.is_empty() {
         ArchiveRequest::default()
     } else {
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::InvalidEntry(InvalidEntry::NotJson {
-                message: e.to_string(),
-            })
-        })?;
-        serde_json::from_value(value)
+        serde_json::from_value(crate::body::json(Ok(body))?)
             .map_err(|_| ApiError::param("until", "give {} or {\"until\": \"<RFC 3339>\"}"))?
     };
     let now = OffsetDateTime::now_utc();

@@ -15,9 +15,9 @@ use veritrail_api::{ErrorBody, HoldInForce, HoldReleased, HoldsResponse};
 use veritrail_records::hold::{HOLD_ACTION, RELEASE_ACTION, Scope};
 
 use crate::AppState;
-use crate::access::server_record;
+use crate::access::append_server_record;
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
+use crate::error::{ApiError, Internal, NotFound};
 use crate::openapi::{AccessErrors, InternalError, TimeoutError};
 use crate::query::Params;
 use crate::routes::ledger::latest;
@@ -84,16 +84,6 @@ pub(crate) struct ReleaseRequest {
     reason: String,
 }
 
-/// Reads a JSON body; an unreadable or non-JSON body is `400 invalid_entry`.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::InvalidEntry(InvalidEntry::NotJson {
-            message: e.to_string(),
-        })
-    })
-}
-
 fn check_reason(reason: &str) -> Result<(), ApiError> {
     if (1..=1024).contains(&reason.chars().count()) {
         Ok(())
@@ -102,27 +92,21 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Appends a server record and waits until it is durable; its index.
+/// Appends a hold or release record by `caller` and waits until it is durable; its index.
 async fn append(
     state: &AppState,
     action: &str,
     caller: Option<Caller>,
     details: Map<String, Value>,
 ) -> Result<u64, ApiError> {
-    let record = server_record(
+    append_server_record(
         state,
-        veritrail_records::Action::Custom(action.into()),
+        action,
         caller,
         veritrail_records::ActorType::Admin,
-        None,
         details,
-    )?;
-    let committed = state
-        .sequencer
-        .submit_records(vec![record], None)?
-        .await
-        .map_err(|_| ApiError::from(Internal::CommitterStopped))??;
-    Ok(committed.indices.start)
+    )
+    .await
 }
 
 /// The holds in force at the latest checkpoint.
@@ -171,7 +155,7 @@ pub(crate) async fn place(
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authorize(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
-    let value = json_body(body)?;
+    let value = crate::body::json(body)?;
     let shape = "give exactly one of conversation_id, actor, resource (strings) or range \
 ({\"first\": n, \"end\": m}), and reason (a string)";
     let request: HoldRequest =
@@ -246,7 +230,7 @@ pub(crate) async fn release(
     let caller = state.auth.authorize(&headers, Role::Admin)?;
     let Path(hold) = hold.map_err(|e| ApiError::param("hold", e.body_text()))?;
     Params::parse(query.as_deref(), &[])?;
-    let request: ReleaseRequest = serde_json::from_value(json_body(body)?)
+    let request: ReleaseRequest = serde_json::from_value(crate::body::json(body)?)
         .map_err(|_| ApiError::param("reason", "give {\"reason\": \"…\"}"))?;
     check_reason(&request.reason)?;
     // A hold placed after the latest checkpoint is found once one covers it (a second).

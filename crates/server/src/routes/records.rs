@@ -17,7 +17,7 @@ use veritrail_records::{
 use crate::payloads::{self, Filing};
 
 use crate::AppState;
-use crate::access::{record_read, server_record};
+use crate::access::{append_server_record, record_read};
 use crate::auth::{Caller, Principal, Role};
 use crate::error::{ApiError, Internal, InvalidEntry, NotFound};
 use crate::idempotency::Fingerprint;
@@ -591,13 +591,8 @@ pub(crate) async fn erase(
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authorize(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
-    let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
     // Exactly one target: an object with more keys than one target and `reason` is refused.
-    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::InvalidEntry(InvalidEntry::NotJson {
-            message: e.to_string(),
-        })
-    })?;
+    let value = crate::body::json(body)?;
     if value.as_object().is_none_or(|o| o.len() != 2) {
         return Err(ApiError::param(
             "target",
@@ -701,20 +696,14 @@ pub(crate) async fn erase(
     details.insert("reason".into(), serde_json::Value::String(reason));
     details.insert("records_affected".into(), affected.records.len().into());
     details.insert("keys_destroyed".into(), affected.keys.len().into());
-    let record = server_record(
+    let erasure_index = append_server_record(
         &state,
-        veritrail_records::Action::Custom("x-veritrail.erasure".into()),
+        "x-veritrail.erasure",
         caller,
         veritrail_records::ActorType::Admin,
-        None,
         details,
-    )?;
-    let committed = state
-        .sequencer
-        .submit_records(vec![record], None)?
-        .await
-        .map_err(|_| ApiError::from(Internal::CommitterStopped))??;
-    let erasure_index = committed.indices.start;
+    )
+    .await?;
     store.destroy(&affected, erasure_index).await.map_err(|e| {
         tracing::error!(error = %e, erasure_index, "erasure recorded but not finished; retry it");
         ApiError::store_failure(e.is_no_space())
