@@ -58,7 +58,10 @@ cleanup() {
 trap cleanup EXIT
 
 # Port 0: the server picks a free port and prints it.
+# With an archive target (nothing has expired in a fresh log, so a run archives nothing), so
+# that POST /v1/admin/archive is exercised rather than answering 404.
 RUST_LOG=warn "$bin" serve --data "$work/data" --listen 127.0.0.1:0 \
+  --archive-to "$work/archive" --archive-interval 0s \
   >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 base=

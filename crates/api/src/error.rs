@@ -98,6 +98,9 @@ pub enum ErrorCode {
     InvalidRecord,
     /// 409: a record names a conversation that already ended (`conversation_ended`).
     ConversationClosed,
+    /// 422: a time that may not be in the future is (`until` of `POST /v1/admin/archive`:
+    /// nothing is purged before it expires).
+    InTheFuture,
     /// 410: the payload was destroyed by an erasure; the message names the erasure record.
     PayloadErased,
     /// 410: the entry was archived and purged from the primary store; the message names the
@@ -109,7 +112,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the documentation.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidEntry,
         ErrorCode::UnsupportedMediaType,
@@ -128,6 +131,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::InvalidRecord,
         ErrorCode::ConversationClosed,
+        ErrorCode::InTheFuture,
         ErrorCode::PayloadErased,
         ErrorCode::Archived,
         ErrorCode::UriTooLong,
@@ -159,6 +163,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::InvalidRecord => "invalid_record",
             ErrorCode::ConversationClosed => "conversation_closed",
+            ErrorCode::InTheFuture => "in_the_future",
             ErrorCode::PayloadErased => "payload_erased",
             ErrorCode::Archived => "archived",
             ErrorCode::UriTooLong => "uri_too_long",
@@ -186,6 +191,7 @@ impl ErrorCode {
             ErrorCode::InvalidRecord => 422,
             ErrorCode::ConversationClosed => 409,
             ErrorCode::PayloadErased | ErrorCode::Archived => 410,
+            ErrorCode::InTheFuture => 422,
             ErrorCode::UriTooLong => 414,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::Internal | ErrorCode::Corrupted => 500,

@@ -125,6 +125,14 @@ pub enum ApiError {
         /// The erasure record's index.
         erasure_index: u64,
     },
+    /// A time that may not be in the future is.
+    #[error("{name} {value} is in the future: nothing is purged before it expires")]
+    InTheFuture {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// The entry was archived and purged from this store.
     #[error(
         "entry {index} was archived to {location} and purged from this server (purge record {record}); read it from the archive"
@@ -487,6 +495,7 @@ impl ApiError {
             ApiError::ConversationClosed { .. } => ErrorCode::ConversationClosed,
             ApiError::PayloadErased { .. } => ErrorCode::PayloadErased,
             ApiError::Archived { .. } => ErrorCode::Archived,
+            ApiError::InTheFuture { .. } => ErrorCode::InTheFuture,
             ApiError::UriTooLong { .. } => ErrorCode::UriTooLong,
             ApiError::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
             ApiError::Corrupted { .. } => ErrorCode::Corrupted,

@@ -339,21 +339,31 @@ pub(crate) fn with_event_schema(mut doc: serde_json::Value) -> serde_json::Value
         }
     }
     // utoipa writes the variants of an untagged enum without `additionalProperties: false`;
-    // the erase body takes exactly one target and `reason`, nothing else.
-    if let Some(variants) = schemas
-        .get_mut("EraseRequest")
-        .and_then(|e| e.get_mut("oneOf"))
-        .and_then(serde_json::Value::as_array_mut)
-    {
-        for variant in variants
-            .iter_mut()
-            .filter_map(serde_json::Value::as_object_mut)
+    // the erase and hold bodies take exactly one target and `reason`, nothing else.
+    for name in ["EraseRequest", "HoldRequest"] {
+        if let Some(variants) = schemas
+            .get_mut(name)
+            .and_then(|e| e.get_mut("oneOf"))
+            .and_then(serde_json::Value::as_array_mut)
         {
-            variant.insert(
-                "additionalProperties".into(),
-                serde_json::Value::Bool(false),
-            );
+            for variant in variants
+                .iter_mut()
+                .filter_map(serde_json::Value::as_object_mut)
+            {
+                variant.insert(
+                    "additionalProperties".into(),
+                    serde_json::Value::Bool(false),
+                );
+            }
         }
+    }
+    // The archive request's body is optional (none means now); utoipa marks every body
+    // required.
+    if let Some(body) = doc
+        .pointer_mut("/paths/~1v1~1admin~1archive/post/requestBody")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        body.insert("required".into(), serde_json::Value::Bool(false));
     }
     let one = serde_json::json!({"$ref": "#/components/schemas/AuditEvent"});
     if let Some(content) = doc
@@ -524,6 +534,10 @@ mod tests {
                 conversation: "c".into(),
             },
             ApiError::PayloadErased { erasure_index: 1 },
+            ApiError::InTheFuture {
+                name: "until",
+                value: "2099-01-01T00:00:00Z".into(),
+            },
             ApiError::Archived {
                 index: 5,
                 location: "s3://archive/log/bundles-0-4".into(),
@@ -558,6 +572,7 @@ mod tests {
                 | ApiError::ConversationClosed { .. }
                 | ApiError::PayloadErased { .. }
                 | ApiError::Archived { .. }
+                | ApiError::InTheFuture { .. }
                 | ApiError::UriTooLong { .. }
                 | ApiError::HeadersTooLarge { .. }
                 | ApiError::Corrupted { .. }

@@ -106,6 +106,15 @@ pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// A JSON body that must be an object (serde would take an array for a struct).
+fn json_object(body: &[u8]) -> Result<Value, String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => Ok(Value::Object(object)),
+        Ok(_) => Err("an OTLP JSON body is an object".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Decodes an `ExportTraceServiceRequest`.
 ///
 /// # Errors
@@ -113,7 +122,7 @@ pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, String> {
 pub fn decode_traces(body: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, String> {
     match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_value(json_object(body)?).map_err(|e| e.to_string()),
     }
 }
 
@@ -124,7 +133,7 @@ pub fn decode_traces(body: &[u8], encoding: Encoding) -> Result<ExportTraceServi
 pub fn decode_logs(body: &[u8], encoding: Encoding) -> Result<ExportLogsServiceRequest, String> {
     match encoding {
         Encoding::Protobuf => ExportLogsServiceRequest::decode(body).map_err(|e| e.to_string()),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| e.to_string()),
+        Encoding::Json => serde_json::from_value(json_object(body)?).map_err(|e| e.to_string()),
     }
 }
 
@@ -526,6 +535,8 @@ mod tests {
         assert!(gunzip(b"not gzip").is_err());
         assert!(decode_traces(b"\xff\xff\xff", Encoding::Protobuf).is_err());
         assert!(decode_traces(b"{\"resourceSpans\": 3}", Encoding::Json).is_err());
+        assert!(decode_traces(b"[]", Encoding::Json).is_err());
+        assert!(decode_logs(b"[]", Encoding::Json).is_err());
     }
 
     proptest::proptest! {

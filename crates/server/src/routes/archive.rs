@@ -21,7 +21,7 @@ use crate::query::Params;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ArchiveRequest {
     /// Archive what has expired by this time (RFC 3339, not in the future); default: now.
-    #[schema(example = "2026-11-30T00:00:00Z")]
+    #[schema(example = "2026-11-30T00:00:00Z", format = DateTime)]
     until: Option<String>,
 }
 
@@ -36,7 +36,8 @@ retention under `--retention-policy` and the legal holds in force, writes each r
 bundles to an archive (bundles, proving hash tiles, checkpoint, sealed payloads, signed \
 manifest), reads it back and verifies it, appends an `x-veritrail.archive_purge` record, and \
 only then purges the bundles' entries and payloads. Answers once done. Role: `admin`.",
-    request_body(content = ArchiveRequest, content_type = "application/json"),
+    request_body(content = ArchiveRequest, content_type = "application/json",
+        description = "Optional: `{}` or `{\"until\": \"<RFC 3339>\"}`; none means now"),
     responses(
         (status = 200, description = "The run's archives", body = ArchiveResponse),
         (status = 400, description = "`invalid_entry`: not JSON; `invalid_parameter`: a bad \
@@ -44,6 +45,7 @@ only then purges the bundles' entries and payloads. Answers once done. Role: `ad
         AccessErrors,
         (status = 404, description = "`not_found`: the server archives nothing (no \
 `--archive-to`), or no checkpoint yet", body = ErrorBody),
+        (status = 422, description = "`in_the_future`: `until` is later than now", body = ErrorBody),
         TimeoutError,
         InternalError,
         (status = 503, description = "`index_catching_up`: retry", body = ErrorBody),
@@ -58,6 +60,7 @@ pub(crate) async fn archive(
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authorize(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
+    let job = state.archive.clone().ok_or(NotFound::NoArchive)?;
     let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
     let request: ArchiveRequest = if body.is_empty() {
         ArchiveRequest::default()
@@ -72,12 +75,11 @@ pub(crate) async fn archive(
             .map_err(|e| ApiError::param("until", format!("not an RFC 3339 time: {e}")))?,
     };
     if until > now {
-        return Err(ApiError::param(
-            "until",
-            "is in the future: nothing may be purged before it expires",
-        ));
+        return Err(ApiError::InTheFuture {
+            name: "until",
+            value: request.until.unwrap_or_default(),
+        });
     }
-    let job = state.archive.clone().ok_or(NotFound::NoArchive)?;
     let report = crate::archive::run_job(&state, &job, until, caller).await?;
     Ok(Json(ArchiveResponse {
         archived: report

@@ -68,10 +68,10 @@ pub(crate) enum HoldRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct HoldRange {
     /// The first index held.
-    #[schema(example = 0)]
+    #[schema(example = 0, maximum = 9007199254740991_u64)]
     first: u64,
     /// The first index after the range (greater than `first`).
-    #[schema(example = 1000)]
+    #[schema(example = 1000, maximum = 9007199254740991_u64)]
     end: u64,
 }
 
@@ -139,6 +139,8 @@ named by the index of its record. Role: `admin`.",
         (status = 200, description = "Placed", body = HoldInForce),
         (status = 400, description = "`invalid_entry`: not JSON; `invalid_parameter`: not \
 exactly one scope and a reason", body = ErrorBody),
+        (status = 422, description = "`invalid_record`: a range whose `first` is not below its \
+`end`", body = ErrorBody),
         AccessErrors,
         TimeoutError,
         InternalError,
@@ -155,7 +157,20 @@ pub(crate) async fn place(
 ) -> Result<Response, ApiError> {
     let caller = state.auth.authorize(&headers, Role::Admin)?;
     Params::parse(query.as_deref(), &[])?;
-    let value = crate::body::json(body)?;
+    let mut value = crate::body::json(body)?;
+    // JSON has one number type: `33.0` is the integer 33 (as JSON Schema says).
+    if let Some(range) = value.get_mut("range").and_then(Value::as_object_mut) {
+        for bound in ["first", "end"] {
+            if let Some(number) = range.get_mut(bound)
+                && let Some(float) = number.as_f64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && (0.0..=veritrail_records::MAX_INTEGER as f64).contains(&float)
+            {
+                *number = Value::from(float as u64);
+            }
+        }
+    }
     let shape = "give exactly one of conversation_id, actor, resource (strings) or range \
 ({\"first\": n, \"end\": m}), and reason (a string)";
     let request: HoldRequest =
@@ -167,13 +182,30 @@ pub(crate) async fn place(
         } => (Scope::Conversation(conversation_id), reason),
         HoldRequest::Actor { actor, reason } => (Scope::Actor(actor), reason),
         HoldRequest::Resource { resource, reason } => (Scope::Resource(resource), reason),
-        HoldRequest::Range { range, reason } => (
-            Scope::Range {
-                first: range.first,
-                end: range.end,
-            },
-            reason,
-        ),
+        HoldRequest::Range { range, reason } => {
+            let max = veritrail_records::MAX_INTEGER;
+            if range.first > max || range.end > max {
+                return Err(ApiError::param(
+                    "range",
+                    format!("first and end are at most {max}"),
+                ));
+            }
+            if range.first >= range.end {
+                return Err(ApiError::InvalidRecord {
+                    problems: vec![veritrail_api::FieldProblem {
+                        field: "range".into(),
+                        problem: "first must be below end".into(),
+                    }],
+                });
+            }
+            (
+                Scope::Range {
+                    first: range.first,
+                    end: range.end,
+                },
+                reason,
+            )
+        }
     };
     check_reason(&reason)?;
     // The same checks a reader of the record applies.

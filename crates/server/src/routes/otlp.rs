@@ -19,7 +19,7 @@ use veritrail_api::ErrorBody;
 use crate::AppState;
 use crate::auth::Role;
 use crate::error::{ApiError, Internal, InvalidEntry};
-use crate::openapi::{AccessErrors, InternalError, TimeoutError};
+use crate::openapi::{AccessErrors, Binary, InternalError, TimeoutError};
 use crate::otlp::{self, Encoding, Mapped};
 use crate::query::Params;
 use crate::routes::append::commit;
@@ -49,12 +49,12 @@ metadata; other spans are ignored. Answered once every accepted record is durabl
 request's encoding; records that fail validation are counted in `partial_success`. At most \
 10,000 spans. Role: `append`.",
     request_body(content(
-        (Vec<u8> = "application/x-protobuf"),
+        (Binary = "application/x-protobuf"),
         (Object = "application/json"),
     )),
     responses(
         (status = 200, description = "`ExportTraceServiceResponse`, in the request's encoding", content(
-            (Vec<u8> = "application/x-protobuf"),
+            (Binary = "application/x-protobuf"),
             (Object = "application/json"),
         )),
         (status = 400, description = "`invalid_entry`: the body does not decode, or holds more \
@@ -93,12 +93,12 @@ records named `gen_ai.user.message` → `user_message_received`, `gen_ai.choice`
 accepted record is durable; rejected ones are counted in `partial_success`. At most 10,000 \
 log records. Role: `append`.",
     request_body(content(
-        (Vec<u8> = "application/x-protobuf"),
+        (Binary = "application/x-protobuf"),
         (Object = "application/json"),
     )),
     responses(
         (status = 200, description = "`ExportLogsServiceResponse`, in the request's encoding", content(
-            (Vec<u8> = "application/x-protobuf"),
+            (Binary = "application/x-protobuf"),
             (Object = "application/json"),
         )),
         (status = 400, description = "`invalid_entry`: the body does not decode, or holds more \
