@@ -51,7 +51,8 @@ echo "== installing the SDK from clients/python, with the hooks' frameworks (pin
 # itself afresh: the version number does not change with every commit.
 "$venv/bin/pip" install --quiet --disable-pip-version-check ./clients/python
 "$venv/bin/pip" install --quiet --disable-pip-version-check -c clients/python/tests/hooks-constraints.txt \
-  "./clients/python[langchain,autogen,openai-agents]" autogen-ext
+  "./clients/python[langchain,autogen,openai-agents]" autogen-ext \
+  opentelemetry-sdk opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-json-http
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./clients/python
 
 bin=${VERITRAIL_BIN:-$target/debug/veritrail}

@@ -332,4 +332,47 @@ async fn genai_spans_and_events_become_durable_records_with_payloads() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(size(base.clone()).await, before, "nothing was appended");
+
+    // An oversized body is 413 and changes nothing.
+    let small = tempfile::tempdir().unwrap();
+    let (_small_server, small_lines) = support::spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_veritrail"))
+            .args([
+                "serve",
+                "--no-auth",
+                "--listen",
+                "127.0.0.1:0",
+                "--max-body-bytes",
+                "65536",
+                "--data",
+            ])
+            .arg(small.path().join("data"))
+            .stderr(Stdio::null()),
+    );
+    let small_base = support::line_after(
+        &small_lines,
+        "veritrail listening on ",
+        Duration::from_secs(60),
+    );
+    let mut big = spans("otlp-big", 1);
+    let filler = "x".repeat(100_000);
+    big.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .push(kv("gen_ai.input.messages", s(&filler)));
+    let response = post(
+        &small_base,
+        "v1/traces",
+        "application/x-protobuf",
+        false,
+        big.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+    let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "payload_too_large");
+    // Nothing was appended: the log has no entry 0.
+    let first = reqwest::get(format!("{small_base}/v1/entries/0"))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 404);
 }

@@ -19,8 +19,8 @@ use crate::cli::common::args::KeyArgs;
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::error::CliError;
 use crate::cli::common::io::stdout;
+use crate::cli::common::retention::{load_policy, parse_now};
 use crate::cli::common::runtime::runtime;
-use crate::cli::retention::{load_policy, parse_now};
 
 /// Arguments of `veritrail archive`.
 #[derive(Debug, clap::Args)]

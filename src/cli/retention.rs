@@ -12,12 +12,12 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use veritrail_records::retention::RetentionPolicy;
 use veritrail_server::retention::{self, BundlePlan};
 
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::error::CliError;
-use crate::cli::common::io::{read_capped, stdout};
+use crate::cli::common::io::stdout;
+use crate::cli::common::retention::{load_policy, parse_now};
 
 /// `veritrail retention ...`
 #[derive(Debug, clap::Subcommand)]
@@ -64,37 +64,6 @@ fn plan(args: &PlanArgs) -> Result<(), CliError> {
     let holds = veritrail_server::holds::scan(&ledger, size).map_err(audit)?;
     let plans = retention::plan(&ledger, &policy, &holds, size, now).map_err(audit)?;
     print(&plans, now, args.json)
-}
-
-/// The retention policy of `--policy`, or the defaults.
-///
-/// # Errors
-/// [`CliError::Usage`] for a policy that does not parse; read errors.
-pub(crate) fn load_policy(path: Option<&std::path::Path>) -> Result<RetentionPolicy, CliError> {
-    match path {
-        None => Ok(RetentionPolicy::default()),
-        Some(path) => {
-            let text = read_capped(path, veritrail_records::retention::MAX_POLICY_SIZE)?;
-            RetentionPolicy::parse(&String::from_utf8_lossy(&text)).map_err(|e| CliError::Usage {
-                message: format!("{}: {e}", path.display()),
-                hint: "see docs/operations.md#retention for the policy format".into(),
-            })
-        }
-    }
-}
-
-/// `--now` (RFC 3339), or the current time.
-///
-/// # Errors
-/// [`CliError::Usage`] for a time that does not parse.
-pub(crate) fn parse_now(text: Option<&str>) -> Result<OffsetDateTime, CliError> {
-    match text {
-        None => Ok(OffsetDateTime::now_utc()),
-        Some(text) => OffsetDateTime::parse(text, &Rfc3339).map_err(|e| CliError::Usage {
-            message: format!("{text:?}: {e}"),
-            hint: "give an RFC 3339 time, e.g. 2032-03-01T00:00:00Z".into(),
-        }),
-    }
 }
 
 fn print(plans: &[BundlePlan], now: OffsetDateTime, json: bool) -> Result<(), CliError> {

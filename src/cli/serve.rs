@@ -335,7 +335,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             None => None,
             Some(target) => Some(veritrail_server::config::ArchiveConfig {
                 target: target.clone(),
-                policy: crate::cli::retention::load_policy(args.retention_policy.as_deref())?,
+                policy: crate::cli::common::retention::load_policy(
+                    args.retention_policy.as_deref(),
+                )?,
                 interval: (!args.archive_interval.is_zero()).then_some(args.archive_interval),
                 max_bundles: veritrail_server::archive::MAX_ARCHIVE_BUNDLES,
             }),

@@ -12,4 +12,5 @@ pub(crate) mod duration;
 pub(crate) mod error;
 pub(crate) mod evidence;
 pub(crate) mod io;
+pub(crate) mod retention;
 pub(crate) mod runtime;

@@ -1,0 +1,60 @@
+//! OTLP ingest: `veritrail_server::otlp` decoding (protobuf and JSON, gzip) and the mapping of
+//! GenAI spans and log events to record submissions.
+//!
+//! Asserts: nothing panics; a decoded request maps to at most two submissions per span (one
+//! per log record), never more than it has items, and never more than `MAX_ITEMS` items;
+//! every submission is a JSON object whose `action` is one the mapping documents, whose
+//! content stays in `payloads` (no `gen_ai` attribute holds a content key), and whose
+//! `gen_ai` keys are all ones the record schema takes; gzip never inflates past its bound.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use veritrail_server::otlp::{
+    Encoding, MAX_INFLATED, MAX_ITEMS, Mapped, decode_logs, decode_traces, gunzip, map_logs,
+    map_traces,
+};
+
+const ACTIONS: [&str; 5] = [
+    "agent_response_generated",
+    "tool_invoked",
+    "tool_result",
+    "data_accessed",
+    "user_message_received",
+];
+
+fn check(mapped: &Mapped, per_item: usize) {
+    assert!(mapped.items <= MAX_ITEMS);
+    assert!(mapped.submissions.len() <= mapped.items * per_item);
+    assert!(mapped.ignored as usize <= mapped.items);
+    for (submission, _) in &mapped.submissions {
+        let object = submission.as_object().expect("a submission is an object");
+        let action = object["action"].as_str().expect("an action");
+        assert!(ACTIONS.contains(&action), "{action}");
+        if let Some(gen_ai) = object.get("gen_ai").and_then(|g| g.as_object()) {
+            for key in gen_ai.keys() {
+                assert!(!key.contains("messages") && !key.contains("arguments"), "{key}");
+                assert!(!key.ends_with(".result") && !key.ends_with("instructions"), "{key}");
+            }
+        }
+        // What the server does next with it: never a panic either.
+        let _ = veritrail_records::parse_submission(submission);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    for encoding in [Encoding::Protobuf, Encoding::Json] {
+        if let Ok(request) = decode_traces(data, encoding)
+            && let Ok(mapped) = map_traces(&request)
+        {
+            check(&mapped, 2);
+        }
+        if let Ok(request) = decode_logs(data, encoding)
+            && let Ok(mapped) = map_logs(&request)
+        {
+            check(&mapped, 1);
+        }
+    }
+    if let Ok(inflated) = gunzip(data) {
+        assert!(inflated.len() as u64 <= MAX_INFLATED);
+    }
+});
