@@ -1570,7 +1570,14 @@ async fn entries_that_do_not_match_their_leaf_hashes_are_rejected() {
     for source in SOURCES {
         let (mut client, state) = trusting_client(&fake, source, SIZE, dir.path()).await;
         let before = trust(client.verifier(), &state);
+        // With proofs from tiles the entry is read from its bundle, otherwise from
+        // `/v1/entries`: both lie.
         fake.can("GET /v1/entries/42", Canned::ok(forged.clone()));
+        let mut entries = fake.honest.bundle_entries(0, 256).unwrap();
+        entries[42] = forged.clone();
+        let bundle = encode_bundle(entries.iter().map(Vec::as_slice)).unwrap();
+        let path = TileId::entries(0, 256).unwrap().path();
+        fake.can(&format!("GET /{path}"), Canned::ok(bundle));
         let err = bounded(client.get(42)).await.unwrap_err();
         assert!(
             matches!(err, ClientError::EntryMismatch { index: 42, computed, expected }
