@@ -147,7 +147,7 @@ async fn serve(state: &AppState, tile: TileId) -> Result<Response, ApiError> {
     let read = blocking(state, move |ledger| ledger.read_tile(&tile)).await;
     let bytes = match read {
         // Purged here: from the archive the server re-serves (`serve --archive`), checked.
-        Err(ApiError::Archived { .. }) if tile.kind() == TileKind::Entries => {
+        Err(archived @ ApiError::Archived { .. }) if tile.kind() == TileKind::Entries => {
             match crate::archive::read_archived(state, tile.index()).await? {
                 Some(full) => {
                     let len: usize = veritrail_ledger::bundle::iter_bundle(&full)
@@ -156,7 +156,7 @@ async fn serve(state: &AppState, tile: TileId) -> Result<Response, ApiError> {
                         .sum();
                     full.get(..len).map(<[u8]>::to_vec).unwrap_or(full)
                 }
-                None => return Err(read.err().unwrap_or(ApiError::ShuttingDown)),
+                None => return Err(archived),
             }
         }
         other => other.map_err(|e| match e {
