@@ -577,9 +577,21 @@ impl Ledger {
     /// The first `width` entries of bundle `index` read from the entry log (which ends at
     /// `end`), each checked against its leaf hash in the level-0 tile. No cache.
     fn verified_bundle(&self, index: u64, width: u16, end: LogEnd) -> Result<Vec<u8>, Error> {
+        let bytes = self.log.bundle(index, usize::from(width), end)?;
+        self.check_bundle(index, width, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Checks that `bytes` hold exactly the first `width` entries of bundle `index` of this
+    /// log: each hashes to its leaf hash in the level-0 tile. For bundles read from elsewhere
+    /// (an archive), as for the entry log's own.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] naming the first entry that does not match (or the bundle, if it
+    /// does not decode or holds another count); storage errors.
+    pub fn check_bundle(&self, index: u64, width: u16, bytes: &[u8]) -> Result<(), Error> {
         let width = usize::from(width);
-        let bytes = self.log.bundle(index, width, end)?;
-        let entries = bundle::decode_bundle(&bytes, width)
+        let entries = bundle::decode_bundle(bytes, width)
             .map_err(|e| Error::corrupted(format!("entry bundle {index}: {e}")))?;
         if entries.len() != width {
             return Err(Error::corrupted(format!(
@@ -596,7 +608,7 @@ impl Ledger {
         {
             check_leaf(first + i as u64, entry, stored)?;
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// The first `width` entries of bundle `index` as stored, *without* the check against the

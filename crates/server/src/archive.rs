@@ -529,21 +529,11 @@ pub(crate) async fn read_archived(
         }
     };
     let ledger = state.ledger.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let tile = ledger
-            .hash_tile(0, bundle, 256)
-            .map_err(|e| e.to_string())?;
-        let entries =
-            veritrail_ledger::bundle::decode_bundle(&bytes, 256).map_err(|e| e.to_string())?;
-        if entries.len() != 256 {
-            return Err("not a full bundle".into());
-        }
-        for (entry, stored) in entries.iter().zip(tile.chunks_exact(32)) {
-            if veritrail_ledger::leaf_hash(entry).as_bytes().as_slice() != stored {
-                return Err("an entry does not hash to the log's leaf hash".into());
-            }
-        }
-        Ok(bytes.to_vec())
+    let checked = tokio::task::spawn_blocking(move || {
+        ledger
+            .check_bundle(bundle, 256, &bytes)
+            .map(|()| bytes.to_vec())
+            .map_err(|e| e.to_string())
     })
     .await
     .map_err(|source| Internal::Task {
