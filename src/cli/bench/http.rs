@@ -1,4 +1,5 @@
-//! The HTTP target: `POST /v1/entries` (or `POST /v1/records`) over HTTP/1.1 keep-alive.
+//! The HTTP target: `POST /v1/entries` (or `/v1/records`, or `/v1/traces`) over HTTP/1.1
+//! keep-alive.
 //!
 //! Each client task owns one connection, driven by hyper's low-level HTTP/1 client (no pool,
 //! no per-request routing): the generator shares the machine with the server it measures, so
@@ -14,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use veritrail_server::routes::BATCH_CONTENT_TYPE;
 
-use crate::cli::bench::plan::{MAX_RETRIES, MAX_RETRY_AFTER_S, Plan, Tally};
+use crate::cli::bench::plan::{Load, MAX_RETRIES, MAX_RETRY_AFTER_S, Plan, Tally};
 use crate::cli::common::error::CliError;
 
 /// Longest one HTTP request may take before it counts as failed. Above the server's default
@@ -46,8 +47,10 @@ pub(super) struct Http {
     target: String,
     /// Bearer token, if any.
     token: Option<String>,
-    /// Of a raw entry, or of an entry batch.
+    /// Of a raw entry, an entry batch, records or an OTLP request.
     content_type: &'static str,
+    /// What the requests carry.
+    load: Load,
 }
 
 /// What the HTTP target is built from (the flags of `veritrail bench append`).
@@ -62,8 +65,8 @@ pub(super) struct HttpOptions<'a> {
     pub(super) token: Option<String>,
     /// `--batch`: entries per request.
     pub(super) batch: u16,
-    /// `--records`: agent records to `/v1/records` instead of raw entries.
-    pub(super) records: bool,
+    /// `--records` or `--otlp`: what the requests carry.
+    pub(super) load: Load,
 }
 
 impl Http {
@@ -86,10 +89,10 @@ impl Http {
             });
         }
         let mut endpoint = base.clone();
-        let route = if args.records {
-            "v1/records"
-        } else {
-            "v1/entries"
+        let route = match args.load {
+            Load::Entries => "v1/entries",
+            Load::Records => "v1/records",
+            Load::Spans => "v1/traces",
         };
         let path = format!("{}/{route}", base.path().trim_end_matches('/'));
         endpoint.set_path(&path);
@@ -129,13 +132,13 @@ impl Http {
             host,
             target,
             token: args.token.map(|t| format!("Bearer {t}")),
-            content_type: if args.records {
-                "application/json"
-            } else if args.batch > 1 {
-                BATCH_CONTENT_TYPE
-            } else {
-                "application/octet-stream"
+            content_type: match args.load {
+                Load::Records => "application/json",
+                Load::Spans => "application/x-protobuf",
+                Load::Entries if args.batch > 1 => BATCH_CONTENT_TYPE,
+                Load::Entries => "application/octet-stream",
             },
+            load: args.load,
         })
     }
 
@@ -146,6 +149,7 @@ impl Http {
         let base = path
             .strip_suffix("/v1/entries")
             .or_else(|| path.strip_suffix("/v1/records"))
+            .or_else(|| path.strip_suffix("/v1/traces"))
             .unwrap_or_default();
         health.set_path(&format!("{base}/healthz"));
         health.set_query(None);
@@ -182,12 +186,12 @@ impl Http {
     }
 
     /// Sends one request on `conn` (connecting first if it has none) and reads the whole
-    /// answer: its status and `Retry-After`.
+    /// answer: its status, `Retry-After` and body.
     async fn send(
         &self,
         conn: &mut Option<SendRequest<Full<Bytes>>>,
         body: Bytes,
-    ) -> Result<(hyper::StatusCode, Duration), &'static str> {
+    ) -> Result<(hyper::StatusCode, Duration, Bytes), &'static str> {
         let sender = match conn {
             Some(sender) if !sender.is_closed() => sender,
             _ => conn.insert(self.connect().await?),
@@ -204,8 +208,8 @@ impl Http {
         let status = response.status();
         let wait = retry_after(response.headers());
         // Read the whole answer so that the connection can carry the next request.
-        response.into_body().collect().await.map_err(|_| "body")?;
-        Ok((status, wait))
+        let body = response.into_body().collect().await.map_err(|_| "body")?;
+        Ok((status, wait, body.to_bytes()))
     }
 
     /// Sends one request on the task's connection `conn`, retrying 503s, and records the
@@ -222,7 +226,7 @@ impl Http {
         let mut attempt = 0;
         loop {
             let sent = tokio::time::timeout(REQUEST_TIMEOUT, self.send(conn, body.clone())).await;
-            let (status, wait) = match sent {
+            let (status, wait, answer) = match sent {
                 Ok(Ok(answer)) => answer,
                 Ok(Err(kind)) => {
                     *conn = None;
@@ -234,7 +238,13 @@ impl Http {
                 }
             };
             if status.is_success() {
-                return tally.success(started, entries);
+                return match self.rejected(&answer) {
+                    0 => tally.success(started, entries),
+                    rejected => tally.failure(
+                        format!("{status} with partial_success ({rejected} rejected)"),
+                        entries,
+                    ),
+                };
             }
             let key = status.to_string();
             let deadline_passed = plan.deadline.is_some_and(|d| Instant::now() >= d);
@@ -248,6 +258,22 @@ impl Http {
             tally.retries += 1;
             attempt += 1;
             tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+impl Http {
+    /// How many records a successful answer says were rejected: OTLP's `partial_success`
+    /// (an answer that cannot be decoded counts as one); none for the other loads.
+    fn rejected(&self, answer: &[u8]) -> i64 {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+        use prost::Message as _;
+        if self.load != Load::Spans {
+            return 0;
+        }
+        match ExportTraceServiceResponse::decode(answer) {
+            Ok(response) => response.partial_success.map_or(0, |p| p.rejected_spans),
+            Err(_) => 1,
         }
     }
 }

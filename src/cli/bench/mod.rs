@@ -41,7 +41,7 @@ use veritrail_server::{Server, ServerConfig};
 
 use crate::cli::bench::http::{Http, HttpOptions};
 use crate::cli::bench::in_process::InProcess;
-use crate::cli::bench::plan::{Entries, Plan, Records, Tally};
+use crate::cli::bench::plan::{Entries, Load, Plan, Records, Spans, Tally};
 use crate::cli::bench::report::{Report, progress_bar};
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::duration::parse_duration;
@@ -127,6 +127,13 @@ pub(crate) struct AppendArgs {
     /// 1000).
     #[arg(long, conflicts_with = "in_process")]
     records: bool,
+    /// Send OpenTelemetry GenAI spans (`POST /v1/traces`, OTLP/HTTP protobuf) instead of raw
+    /// entries: each a `chat` span with an output of --size bytes, which the server keeps as
+    /// one `agent_response_generated` record with a committed payload; one conversation per
+    /// client; --batch spans per request. Counted as appended only when the answer reports
+    /// no rejected span.
+    #[arg(long, conflicts_with_all = ["in_process", "records"])]
+    otlp: bool,
     /// With --in-process: the data directory to open.
     #[command(flatten)]
     data: DataArgs,
@@ -160,7 +167,7 @@ pub(crate) fn run(command: BenchCommand) -> Result<(), CliError> {
 /// Where the load goes.
 enum Target {
     /// A running server, over HTTP.
-    Http(Http),
+    Http(Box<Http>),
     /// The server's sequencer in this process.
     InProcess(InProcess),
 }
@@ -170,17 +177,17 @@ enum Target {
 async fn worker(target: Arc<Target>, plan: Arc<Plan>, task: u32) -> Result<Tally, CliError> {
     let mut tally = Tally::new()?;
     let mut entries = Entries::new(plan.size, task);
-    let mut records = plan
-        .records
-        .then(|| Records::new(plan.size, task, plan.run));
+    let mut records = (plan.load == Load::Records).then(|| Records::new(plan.size, task, plan.run));
+    let mut spans = (plan.load == Load::Spans).then(|| Spans::new(plan.size, task, plan.run));
     let mut conn = None;
     while let Some((first, count)) = plan.claim() {
         let before = tally.appended;
         match &*target {
             Target::Http(http) => {
-                let body = match records.as_mut() {
-                    Some(records) => records.body(first, count),
-                    None => entries.body(first, count),
+                let body = match (records.as_mut(), spans.as_mut()) {
+                    (Some(records), _) => records.body(first, count),
+                    (_, Some(spans)) => spans.body(first, count),
+                    (None, None) => entries.body(first, count),
                 };
                 http.request(&mut conn, body, count, &plan, &mut tally)
                     .await;
@@ -213,6 +220,13 @@ fn append(args: &AppendArgs) -> Result<(), CliError> {
 
 /// Sets up the target, runs every task to completion and gathers their tallies.
 async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
+    let load = if args.records {
+        Load::Records
+    } else if args.otlp {
+        Load::Spans
+    } else {
+        Load::Entries
+    };
     let (target, server, mode) = if args.in_process {
         let ledger = Arc::new(args.data.open()?);
         let config = ServerConfig {
@@ -256,32 +270,28 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
             concurrency: args.concurrency,
             token: args.token.clone(),
             batch: args.batch,
-            records: args.records,
+            load,
         })?;
         http.preflight().await?;
         let mode = format!(
             "HTTP/1.1 keep-alive, {} (pool of {} connections)",
             http.endpoint, args.concurrency
         );
-        (Target::Http(http), None, mode)
+        (Target::Http(Box::new(http)), None, mode)
     };
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mode = if args.records {
-        format!("{mode}; records of conversations bench-{run:x}-<client>")
-    } else {
+    let mode = if load == Load::Entries {
         mode
+    } else {
+        format!("{mode}; records of conversations bench-{run:x}-<client>")
     };
     let mode = format!(
         "{mode}; {} clients, {} B {}, {} per request, wait {}",
         args.concurrency,
         args.size,
-        if args.records {
-            "record payloads"
-        } else {
-            "entries"
-        },
+        load.unit(),
         args.batch,
         if args.wait.is_some() {
             "published"
@@ -298,7 +308,7 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         entries: args.entries,
         batch: u64::from(args.batch),
         size: usize::from(args.size),
-        records: args.records,
+        load,
         run,
         // Flag durations are at most a year: the deadline cannot overflow; if it did, no
         // deadline is the honest reading.

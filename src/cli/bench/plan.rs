@@ -18,6 +18,28 @@ pub(super) const MAX_RETRY_AFTER_S: u64 = 10;
 /// Highest latency the histogram tracks exactly (1 hour in µs); longer ones saturate.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
+/// What the requests carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Load {
+    /// Raw entries (`POST /v1/entries`).
+    Entries,
+    /// Agent records (`POST /v1/records`, `--records`).
+    Records,
+    /// OTLP GenAI spans (`POST /v1/traces`, `--otlp`), one record each.
+    Spans,
+}
+
+impl Load {
+    /// What one unit of load is called in the report.
+    pub(super) fn unit(self) -> &'static str {
+        match self {
+            Load::Entries => "entries",
+            Load::Records => "record payloads",
+            Load::Spans => "span outputs",
+        }
+    }
+}
+
 /// Work shared by every task.
 pub(super) struct Plan {
     /// Entries claimed so far (the next request takes the entries from here on).
@@ -30,8 +52,8 @@ pub(super) struct Plan {
     pub(super) batch: u64,
     /// Bytes per entry, or per record payload (`--size`).
     pub(super) size: usize,
-    /// Agent records instead of raw entries (`--records`).
-    pub(super) records: bool,
+    /// What each request carries.
+    pub(super) load: Load,
     /// This run's id, in the records' conversation ids.
     pub(super) run: u64,
     /// When to stop sending new requests (`--duration`), if ever.
@@ -195,6 +217,106 @@ impl Records {
     }
 }
 
+/// Generates OTLP/HTTP trace requests for `POST /v1/traces`: GenAI inference spans
+/// (`gen_ai.operation.name` `chat`) of one conversation per task, each with an output of
+/// `size` bytes in `gen_ai.output.messages`, so that each span becomes one
+/// `agent_response_generated` record with one committed payload, like a record of
+/// [`Records`].
+pub(super) struct Spans {
+    conversation: String,
+    agent: String,
+    text: String,
+    /// The run's id, the high half of each span's trace id.
+    run: u64,
+    task: u32,
+}
+
+impl Spans {
+    /// Spans with outputs of `size` bytes for task `task` of run `run`.
+    pub(super) fn new(size: usize, task: u32, run: u64) -> Self {
+        let records = Records::new(size, task, run);
+        Spans {
+            conversation: records.conversation,
+            agent: records.actor,
+            text: records.text,
+            run,
+            task,
+        }
+    }
+
+    /// One request's body: `count` spans, protobuf-encoded.
+    pub(super) fn body(&mut self, first: u64, count: u64) -> Bytes {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message as _;
+
+        let text = |key: &str, value: &str| KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.to_owned())),
+            }),
+            ..KeyValue::default()
+        };
+        let int = |key: &str, value: i64| KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::IntValue(value)),
+            }),
+            ..KeyValue::default()
+        };
+        // 2026-03-01T12:00:00Z, as the records' timestamp.
+        const START_NS: u64 = 1_772_366_400_000_000_000;
+        let spans = (first..first + count)
+            .map(|n| {
+                // The span number leads the output, so no two outputs are equal.
+                let number = n.to_string();
+                let output = format!(
+                    "{number}{}",
+                    self.text
+                        .get(number.len().min(self.text.len())..)
+                        .unwrap_or("")
+                );
+                let trace_id = [self.run.to_be_bytes(), n.to_be_bytes()].concat();
+                let span_id = (n ^ (u64::from(self.task) << 48)).to_be_bytes().to_vec();
+                Span {
+                    trace_id,
+                    span_id,
+                    name: "chat bench-model".into(),
+                    kind: 3, // client
+                    start_time_unix_nano: START_NS,
+                    end_time_unix_nano: START_NS + 1_000_000,
+                    attributes: vec![
+                        text("gen_ai.operation.name", "chat"),
+                        text("gen_ai.request.model", "bench-model"),
+                        text("gen_ai.agent.name", &self.agent),
+                        text("gen_ai.conversation.id", &self.conversation),
+                        int("gen_ai.usage.input_tokens", 12),
+                        int("gen_ai.usage.output_tokens", 34),
+                        text("gen_ai.output.messages", &output),
+                    ],
+                    ..Span::default()
+                }
+            })
+            .collect();
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![text("service.name", "veritrail-bench")],
+                    ..Resource::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        };
+        Bytes::from(request.encode_to_vec())
+    }
+}
+
 /// Generates distinct, incompressible entries: a per-task pseudo-random body whose first
 /// bytes are the entry number.
 pub(super) struct Entries {
@@ -281,6 +403,31 @@ mod tests {
     }
 
     #[test]
+    fn span_bodies_map_to_one_record_each() {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message as _;
+
+        let mut spans = Spans::new(64, 3, 0xabc);
+        let body = spans.body(7, 3);
+        let request = ExportTraceServiceRequest::decode(body).expect("protobuf");
+        let mapped = veritrail_server::otlp::map_traces(&request).expect("mapped");
+        assert_eq!(mapped.ignored, 0);
+        assert_eq!(mapped.submissions.len(), 3);
+        let mut outputs = Vec::new();
+        for (submission, _) in &mapped.submissions {
+            let (event, payloads) =
+                veritrail_records::parse_submission(submission).expect("a valid event");
+            assert_eq!(event.conversation_id.as_deref(), Some("bench-abc-3"));
+            assert_eq!(event.action.as_str(), "agent_response_generated");
+            let payload = payloads.first().expect("one payload");
+            assert_eq!(payloads.len(), 1);
+            outputs.push(payload.bytes.clone());
+        }
+        outputs.dedup();
+        assert_eq!(outputs.len(), 3, "distinct outputs");
+    }
+
+    #[test]
     fn the_plan_hands_out_every_entry_once() {
         let plan = Plan {
             claimed: AtomicU64::new(0),
@@ -288,7 +435,7 @@ mod tests {
             entries: 10,
             batch: 4,
             size: 1,
-            records: false,
+            load: Load::Entries,
             run: 0,
             deadline: None,
         };
