@@ -271,6 +271,51 @@ fn http_bench_appends_every_entry_and_ends_with_the_machine_line() {
 }
 
 #[test]
+fn record_and_otlp_loads_become_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let url = server.url();
+    let load = |flag: &str| {
+        let out = run(&[
+            "bench",
+            "append",
+            "--url",
+            &url,
+            flag,
+            "--entries",
+            "60",
+            "--concurrency",
+            "3",
+            "--size",
+            "200",
+            "--batch",
+            "7",
+            "--duration",
+            "60s",
+        ]);
+        assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+        machine_line(&out.stdout);
+        assert!(out.stdout.contains("errors: none"), "{}", out.stdout);
+        assert!(out.stdout.contains("appended: 60 of 60"), "{}", out.stdout);
+    };
+    let before = server.tree_size();
+    load("--records");
+    load("--otlp");
+    // Every span is one record (and nothing else was appended).
+    assert_eq!(server.tree_size(), before + 120);
+    let (status, page) = server.get("/v1/records?action=agent_response_generated&limit=1000");
+    assert_eq!(status, 200, "{page}");
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap();
+    let records = page["records"].as_array().unwrap();
+    assert_eq!(records.len(), 60, "{page}");
+    for record in records {
+        let record = &record["record"];
+        assert_eq!(record["gen_ai"]["gen_ai.operation.name"], "chat");
+        assert!(record["payloads"]["response"].is_object(), "{record}");
+    }
+}
+
+#[test]
 fn in_process_bench_appends_to_the_data_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");

@@ -4,8 +4,8 @@
 //! soon as the previous one is answered (a closed loop), until `--entries` entries have been
 //! sent or `--duration` has passed. Two transports:
 //!
-//! - **HTTP** (default): `POST /v1/entries` on `--url` over HTTP/1.1 keep-alive, with a
-//!   connection pool of `--concurrency` connections (one per task). A request counts as
+//! - **HTTP** (default): `POST /v1/entries` on `--url` over HTTP/1.1 keep-alive, one
+//!   connection per task, all tasks on one thread. A request counts as
 //!   appended only on a 2xx answer; every other status is counted by status. `503` is retried
 //!   after its `Retry-After` (and still counted).
 //! - **In-process** (`--in-process`): opens the data directory like `veritrail serve`, starts
@@ -206,7 +206,19 @@ async fn worker(target: Arc<Target>, plan: Arc<Plan>, task: u32) -> Result<Tally
 /// `veritrail bench append`: runs the load, prints the report (its last line is the
 /// machine-readable one) and fails if any request failed for good.
 fn append(args: &AppendArgs) -> Result<(), CliError> {
-    let report = runtime()?.block_on(run_append(args))?;
+    // Over HTTP the generator runs on one thread: its tasks only write requests and read
+    // answers, and one thread does that with no cross-thread wake-ups, leaving the other
+    // core to the server it shares the machine with (docs/performance.md, "The load
+    // generator"). In process, the server's own tasks run here: they get every core.
+    let runtime = if args.in_process {
+        runtime()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| CliError::Runtime { source })?
+    };
+    let report = runtime.block_on(run_append(args))?;
     report.print();
     if report.total.failed_requests > 0 {
         return Err(CliError::BenchFailed {
@@ -267,14 +279,13 @@ async fn run_append(args: &AppendArgs) -> Result<Report, CliError> {
         let http = Http::new(HttpOptions {
             url: &args.url,
             wait_published: args.wait.is_some(),
-            concurrency: args.concurrency,
             token: args.token.clone(),
             batch: args.batch,
             load,
         })?;
         http.preflight().await?;
         let mode = format!(
-            "HTTP/1.1 keep-alive, {} (pool of {} connections)",
+            "HTTP/1.1 keep-alive, {} ({} connections, one thread)",
             http.endpoint, args.concurrency
         );
         (Target::Http(Box::new(http)), None, mode)
