@@ -376,3 +376,77 @@ async fn genai_spans_and_events_become_durable_records_with_payloads() {
         .unwrap();
     assert_eq!(first.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_spans_are_kept_as_raw_entries_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, lines) = support::spawn_lines(
+        Command::new(env!("CARGO_BIN_EXE_veritrail"))
+            .args([
+                "serve",
+                "--no-auth",
+                "--no-audit-reads",
+                "--otlp-keep-other-spans",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(dir.path().join("data"))
+            .stderr(Stdio::null()),
+    );
+    let base = support::line_after(&lines, "veritrail listening on ", Duration::from_secs(60));
+
+    // The chat, the tool call and its result become records; `GET /health` a raw entry. A
+    // second other span too large for one entry is rejected, and the rest still appended.
+    let mut request = spans("kept", 3);
+    request.resource_spans[0].scope_spans[0].spans.push(Span {
+        name: "SELECT big".into(),
+        attributes: vec![kv("db.statement", s(&"x".repeat(70_000)))],
+        ..Span::default()
+    });
+    let response = post(
+        &base,
+        "v1/traces",
+        "application/x-protobuf",
+        false,
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer = ExportTraceServiceResponse::decode(response.bytes().await.unwrap()).unwrap();
+    let partial = answer.partial_success.expect("one span rejected");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("SELECT big") && partial.error_message.contains("raw entry"),
+        "{}",
+        partial.error_message
+    );
+
+    // Durable on the answer: the log holds exactly four entries, the kept span first.
+    let mut entries = Vec::new();
+    for index in 0.. {
+        let response = reqwest::get(format!("{base}/v1/entries/{index}"))
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            break;
+        }
+        assert_eq!(response.status(), 200);
+        entries.push(response.bytes().await.unwrap());
+    }
+    assert_eq!(entries.len(), 4, "three records and one kept span");
+    let kept = ExportTraceServiceRequest {
+        resource_spans: serde_json::from_slice::<ExportTraceServiceRequest>(&entries[0])
+            .unwrap()
+            .resource_spans,
+    };
+    let span = &kept.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(span.len(), 1);
+    assert_eq!(span[0], request.resource_spans[0].scope_spans[0].spans[2]);
+    assert_eq!(
+        kept.resource_spans[0].resource, request.resource_spans[0].resource,
+        "the span keeps its resource"
+    );
+    let records = records(&base, "kept").await;
+    assert_eq!(records.len(), 3);
+}

@@ -1,7 +1,8 @@
 //! OTLP ingest: `veritrail_server::otlp` decoding (protobuf and JSON, gzip) and the mapping of
 //! GenAI spans and log events to record submissions.
 //!
-//! Asserts: nothing panics; a decoded request maps to at most two submissions per span (one
+//! Asserts: nothing panics; with other spans kept, none is ignored and each kept one is OTLP
+//! JSON that decodes back to a request of that one span; a decoded request maps to at most two submissions per span (one
 //! per log record), never more than it has items, and never more than `MAX_ITEMS` items;
 //! every submission is a JSON object whose `action` is one the mapping documents, whose
 //! content stays in `payloads` (no `gen_ai` attribute holds a content key), and whose
@@ -43,10 +44,30 @@ fn check(mapped: &Mapped, per_item: usize) {
 
 fuzz_target!(|data: &[u8]| {
     for encoding in [Encoding::Protobuf, Encoding::Json] {
-        if let Ok(request) = decode_traces(data, encoding)
-            && let Ok(mapped) = map_traces(&request)
-        {
-            check(&mapped, 2);
+        if let Ok(request) = decode_traces(data, encoding) {
+            for keep in [false, true] {
+                let Ok(mapped) = map_traces(&request, keep) else {
+                    continue;
+                };
+                check(&mapped, 2);
+                if !keep {
+                    assert!(mapped.other.is_empty());
+                    continue;
+                }
+                // Kept: nothing ignored, and each kept span decodes back alone.
+                assert_eq!(mapped.ignored, 0);
+                assert!(mapped.other.len() <= mapped.items);
+                for (json, _) in &mapped.other {
+                    let alone = decode_traces(json, Encoding::Json).expect("kept span decodes");
+                    let spans: usize = alone
+                        .resource_spans
+                        .iter()
+                        .flat_map(|r| &r.scope_spans)
+                        .map(|s| s.spans.len())
+                        .sum();
+                    assert_eq!(spans, 1);
+                }
+            }
         }
         if let Ok(request) = decode_logs(data, encoding)
             && let Ok(mapped) = map_logs(&request)

@@ -114,6 +114,12 @@ pub(crate) struct ServeArgs {
     /// measuring appends without indexing).
     #[arg(long)]
     no_record_index: bool,
+    /// Keep the spans `POST /v1/traces` gets that are not GenAI spans, each as a raw entry
+    /// (the span with its resource and scope, in OTLP JSON), instead of ignoring them. Raw
+    /// entries are on the tree for good: never erasable, never purged by a retention policy
+    /// before their bundle; only for spans that carry no personal data.
+    #[arg(long)]
+    otlp_keep_other_spans: bool,
     /// A C2SP tlog-policy file: after signing a checkpoint the server asks its witnesses (the
     /// `witness` lines with a URL) to cosign it, and publishes it once the `quorum` is met.
     /// The policy must list this log's key (`log <verifier key>`).
@@ -325,6 +331,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), CliError> {
             classification: args.classification.clone(),
             index_dir: (!args.no_record_index).then(|| args.data.data.clone()),
             audit_reads: !args.no_audit_reads,
+            otlp_keep_other_spans: args.otlp_keep_other_spans,
         },
         public_read: args.public_read,
         no_auth: args.no_auth,

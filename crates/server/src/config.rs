@@ -264,6 +264,9 @@ pub struct RecordsConfig {
     /// Whether every read of records, payloads, queries and conversations appends a
     /// `data_accessed` record naming the reader (default: yes).
     pub audit_reads: bool,
+    /// Whether `POST /v1/traces` keeps the spans that are not GenAI spans, each as a raw
+    /// entry (its OTLP JSON), instead of ignoring them (default: ignored).
+    pub otlp_keep_other_spans: bool,
 }
 
 impl Default for RecordsConfig {
@@ -275,6 +278,7 @@ impl Default for RecordsConfig {
             classification: None,
             index_dir: None,
             audit_reads: true,
+            otlp_keep_other_spans: false,
         }
     }
 }

@@ -14,7 +14,7 @@
 //! | `chat`, `text_completion`, `generate_content`, `invoke_agent` | `agent_response_generated` (model, token usage) |
 //! | `execute_tool` | `tool_invoked`, and `tool_result` when the span carries the result |
 //! | `retrieval` | `data_accessed` |
-//! | anything else, or none | not a GenAI span: ignored |
+//! | anything else, or none | not a GenAI span: ignored, or with `keep_other` kept as a raw entry (its OTLP JSON) |
 //!
 //! Log records, by event name (`event_name`, else the `event.name` attribute):
 //! `gen_ai.user.message` → `user_message_received`, `gen_ai.choice` and
@@ -34,6 +34,7 @@ use std::io::Read as _;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, TracesData};
 use prost::Message as _;
 use serde_json::{Map, Value, json};
 
@@ -86,6 +87,10 @@ pub struct Mapped {
     pub submissions: Vec<(Value, String)>,
     /// Spans or log records that are not GenAI and were ignored.
     pub ignored: u64,
+    /// With `keep_other` ([`map_traces`]): each span that is not GenAI as a raw entry, the
+    /// OTLP JSON of a `TracesData` holding that span alone with its resource and scope, and
+    /// where it came from.
+    pub other: Vec<(Vec<u8>, String)>,
     /// Spans or log records in the request.
     pub items: usize,
 }
@@ -281,11 +286,12 @@ fn service_name(
         })
 }
 
-/// Maps the GenAI spans of a request to record submissions.
+/// Maps the GenAI spans of a request to record submissions; with `keep_other`, every other
+/// span becomes a raw entry ([`Mapped::other`]) instead of being ignored.
 ///
 /// # Errors
 /// A message when the request holds more than [`MAX_ITEMS`] spans.
-pub fn map_traces(request: &ExportTraceServiceRequest) -> Result<Mapped, String> {
+pub fn map_traces(request: &ExportTraceServiceRequest, keep_other: bool) -> Result<Mapped, String> {
     let mut mapped = Mapped::default();
     for resource in &request.resource_spans {
         let service = service_name(resource.resource.as_ref());
@@ -350,6 +356,22 @@ pub fn map_traces(request: &ExportTraceServiceRequest) -> Result<Mapped, String>
                         mapped
                             .submissions
                             .push(submission(&context, "data_accessed", payloads));
+                    }
+                    _ if keep_other => {
+                        let alone = TracesData {
+                            resource_spans: vec![ResourceSpans {
+                                resource: resource.resource.clone(),
+                                scope_spans: vec![ScopeSpans {
+                                    scope: scope.scope.clone(),
+                                    spans: vec![span.clone()],
+                                    schema_url: scope.schema_url.clone(),
+                                }],
+                                schema_url: resource.schema_url.clone(),
+                            }],
+                        };
+                        let json = serde_json::to_vec(&alone)
+                            .map_err(|e| format!("{}: not encodable: {e}", context.what))?;
+                        mapped.other.push((json, context.what));
                     }
                     _ => mapped.ignored += 1,
                 }
@@ -484,11 +506,28 @@ mod tests {
             name: "GET /".into(),
             ..Span::default()
         };
-        let mapped = map_traces(&request(vec![chat, tool, http])).unwrap();
+        let all = request(vec![chat, tool, http]);
+        let mapped = map_traces(&all, false).unwrap();
         assert_eq!(
             (mapped.items, mapped.ignored, mapped.submissions.len()),
             (3, 1, 3)
         );
+        assert!(mapped.other.is_empty());
+        // Kept: the other span alone, in OTLP JSON that decodes back to it.
+        let kept = map_traces(&all, true).unwrap();
+        assert_eq!((kept.ignored, kept.submissions.len()), (0, 3));
+        let [(json, what)] = &kept.other[..] else {
+            panic!("one kept span: {:?}", kept.other)
+        };
+        assert!(what.contains("GET /"), "{what}");
+        let back = decode_traces(json, Encoding::Json).unwrap();
+        let spans: Vec<&Span> = back
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .collect();
+        assert_eq!(spans, [&all.resource_spans[0].scope_spans[0].spans[2]]);
         let first = &mapped.submissions[0].0;
         assert_eq!(first["action"], "agent_response_generated");
         assert_eq!(first["conversation_id"], "c-1");
@@ -543,7 +582,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
             if let Ok(request) = decode_traces(&bytes, Encoding::Protobuf) {
-                let _ = map_traces(&request);
+                let _ = map_traces(&request, true);
             }
             if let Ok(request) = decode_logs(&bytes, Encoding::Protobuf) {
                 let _ = map_logs(&request);

@@ -42,15 +42,16 @@ pub struct Committed {
     pub tree: TreeHead,
     /// The leaf hash of each of the request's entries, in order.
     pub leaf_hashes: Vec<veritrail_ledger::Hash>,
-    /// For a records request, the leaves as the committer encoded them (with their chain
-    /// links); empty for raw entries, whose bytes the requester has.
+    /// For a request with records, the leaves of all its entries as the committer wrote them
+    /// (raw entries first, then the records with their chain links); empty for raw entries
+    /// alone, whose bytes the requester has.
     pub leaves: Vec<Bytes>,
 }
 
 /// A queued request.
 struct Job {
-    /// Raw entries; for a records request, the records' leaves once the committer has
-    /// linked them into their chains.
+    /// Raw entries; for a request with records, once the committer has linked them into
+    /// their chains, the raw entries followed by the records' leaves.
     entries: Vec<Bytes>,
     /// Agent records waiting for their chain links (empty for raw entries).
     records: Vec<Unchained>,
@@ -213,6 +214,23 @@ impl Sequencer {
         let count = records.len();
         let bytes = records.iter().map(Unchained::max_leaf_len).sum();
         self.enqueue(Vec::new(), records, count, bytes, keyed)
+    }
+
+    /// Queues raw `entries` and agent `records` as one commit: the entries first, then the
+    /// records (linked as by [`Sequencer::submit_records`]). Both are appended, or neither:
+    /// a record for a closed conversation refuses the whole job with 409.
+    ///
+    /// # Errors
+    /// As [`Sequencer::submit_keyed`].
+    pub fn submit_entries_and_records(
+        &self,
+        entries: Vec<Bytes>,
+        records: Vec<Unchained>,
+    ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        let count = entries.len() + records.len();
+        let bytes = entries.iter().map(Bytes::len).sum::<usize>()
+            + records.iter().map(Unchained::max_leaf_len).sum::<usize>();
+        self.enqueue(entries, records, count, bytes, None)
     }
 
     fn enqueue(
@@ -434,10 +452,14 @@ impl Committer {
                 continue;
             }
             let mut links = staged.clone();
-            let mut leaves = Vec::with_capacity(job.records.len());
+            // A job's raw entries (if any) come first, then its records.
+            let raw = std::mem::take(&mut job.entries);
+            let first_record = next + raw.len() as u64;
+            let mut leaves = Vec::with_capacity(raw.len() + job.records.len());
+            leaves.extend(raw);
             let mut closed = None;
             for (i, record) in job.records.iter().enumerate() {
-                let index = next + i as u64;
+                let index = first_record + i as u64;
                 let prev = match &record.conversation_id {
                     Some(conversation) => match self.chains.head(&links, conversation) {
                         Some(head) if head.closed => {

@@ -410,7 +410,7 @@ mod tests {
         let mut spans = Spans::new(64, 3, 0xabc);
         let body = spans.body(7, 3);
         let request = ExportTraceServiceRequest::decode(body).expect("protobuf");
-        let mapped = veritrail_server::otlp::map_traces(&request).expect("mapped");
+        let mapped = veritrail_server::otlp::map_traces(&request, false).expect("mapped");
         assert_eq!(mapped.ignored, 0);
         assert_eq!(mapped.submissions.len(), 3);
         let mut outputs = Vec::new();

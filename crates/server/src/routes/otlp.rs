@@ -45,9 +45,11 @@ JSON (`application/json`), optionally `Content-Encoding: gzip`. Spans with a \
 `invoke_agent` → `agent_response_generated`; `execute_tool` → `tool_invoked` and \
 `tool_result`; `retrieval` → `data_accessed`); content attributes (`gen_ai.input.messages`, \
 `gen_ai.output.messages`, tool arguments and results) become committed payloads, never \
-metadata; other spans are ignored. Answered once every accepted record is durable, in the \
-request's encoding; records that fail validation are counted in `partial_success`. At most \
-10,000 spans. Role: `append`.",
+metadata; other spans are ignored, or with `serve --otlp-keep-other-spans` each appended as a \
+raw entry (the span alone with its resource and scope, in OTLP JSON). Answered once every \
+accepted record (and kept span) is durable, all in one commit, in the request's encoding; \
+records that fail validation (and kept spans above 65535 bytes) are counted in \
+`partial_success`. At most 10,000 spans. Role: `append`.",
     request_body(content(
         (Binary = "application/x-protobuf"),
         (Object = "application/json"),
@@ -169,7 +171,8 @@ async fn ingest(
         }
     };
     let mapped = match signal {
-        Signal::Traces => otlp::decode_traces(&body, encoding).and_then(|r| otlp::map_traces(&r)),
+        Signal::Traces => otlp::decode_traces(&body, encoding)
+            .and_then(|r| otlp::map_traces(&r, state.config.records.otlp_keep_other_spans)),
         Signal::Logs => otlp::decode_logs(&body, encoding).and_then(|r| otlp::map_logs(&r)),
     }
     .map_err(|message| InvalidEntry::Otlp { message })?;
@@ -234,7 +237,23 @@ async fn append(
             }
         }
     }
-    if !records.is_empty() {
+    let mut raw = Vec::with_capacity(mapped.other.len());
+    for (json, what) in mapped.other {
+        if json.len() > veritrail_ledger::bundle::MAX_ENTRY_SIZE {
+            rejected += 1;
+            if reasons.len() < 5 {
+                reasons.push(format!(
+                    "{what}: {} bytes of OTLP JSON, above the {} bytes of a raw entry",
+                    json.len(),
+                    veritrail_ledger::bundle::MAX_ENTRY_SIZE
+                ));
+            }
+            continue;
+        }
+        raw.push(Bytes::from(json));
+    }
+    let kept = raw.len() as u64;
+    if !records.is_empty() || !raw.is_empty() {
         if !filings.is_empty() {
             let store = state
                 .payloads
@@ -249,11 +268,12 @@ async fn append(
         commit(
             state,
             None,
-            |keyed| state.sequencer.submit_records(records, keyed),
+            |_| state.sequencer.submit_entries_and_records(raw, records),
             "append OTLP records",
         )
         .await?;
         metrics::counter!("veritrail_otlp_records_total").increment(count);
+        metrics::counter!("veritrail_otlp_kept_spans_total").increment(kept);
     }
     metrics::counter!("veritrail_otlp_ignored_total").increment(mapped.ignored);
     if rejected > 0 {

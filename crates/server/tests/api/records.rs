@@ -312,6 +312,73 @@ async fn an_ended_conversation_takes_no_more_records() {
         reply.assert_error(StatusCode::CONFLICT, "conversation_closed", "late record");
     }
     assert_eq!(server.tree().size, 2, "a refused request appends nothing");
+    // Nor does an OTLP request whose span records it, with the spans it keeps as raw entries.
+    let mut config = crate::fast_config();
+    config.records.otlp_keep_other_spans = true;
+    let keeping = TestServer::start(veritrail_server::auth::Auth::disabled(), config, 0).await;
+    for body in [&body, &json!(event("c-11", "conversation_started", 0))] {
+        keeping
+            .post_with(
+                "/v1/records",
+                "application/json",
+                &[],
+                serde_json::to_vec(body).unwrap(),
+            )
+            .await
+            .ok("records before the spans");
+    }
+    let size = keeping.tree().size;
+    let otlp = |conversation: &str| {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        use prost::Message as _;
+        let text = |key: &str, value: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..KeyValue::default()
+        };
+        let spans = vec![
+            Span {
+                name: "GET /x".into(),
+                ..Span::default()
+            },
+            Span {
+                name: "chat".into(),
+                attributes: vec![
+                    text("gen_ai.operation.name", "chat"),
+                    text("gen_ai.conversation.id", conversation),
+                ],
+                ..Span::default()
+            },
+        ];
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            }],
+        }
+        .encode_to_vec()
+    };
+    keeping
+        .post_with("/v1/traces", "application/x-protobuf", &[], otlp("c-9"))
+        .await
+        .assert_error(StatusCode::CONFLICT, "conversation_closed", "late span");
+    assert_eq!(keeping.tree().size, size, "not even the kept span");
+    keeping
+        .post_with("/v1/traces", "application/x-protobuf", &[], otlp("c-11"))
+        .await
+        .ok("spans of an open conversation");
+    assert_eq!(
+        keeping.tree().size,
+        size + 2,
+        "the kept span and the record"
+    );
     // Other conversations go on.
     server
         .post_with(
