@@ -59,6 +59,7 @@ pub mod head;
 pub mod hold;
 pub mod jcs;
 pub mod payload;
+pub mod problem;
 pub mod query;
 pub mod record;
 pub mod retention;

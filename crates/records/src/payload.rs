@@ -19,7 +19,7 @@ use hmac::{Hmac, KeyInit as _, Mac as _};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::validate::FieldProblem;
+use crate::problem::FieldProblem;
 
 /// Bytes of an opening key.
 pub const OPENING_KEY_BYTES: usize = 32;

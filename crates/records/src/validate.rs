@@ -6,15 +6,7 @@ use serde_json::{Map, Value};
 use crate::event::{Action, AuditEvent, Domain, GenAi, SERVER_NAMESPACE};
 use crate::{MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, MAX_INTEGER};
 
-/// One problem with a submitted event.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FieldProblem {
-    /// The field's path, e.g. `actor.type` or `details.a.b` (`[n]` for array elements; the
-    /// record's position in a batch is prefixed by the server as `[n].`).
-    pub field: String,
-    /// What is wrong with it.
-    pub problem: String,
-}
+pub use crate::problem::FieldProblem;
 
 /// Fields the server sets; a client sending one is told so.
 const SERVER_FIELDS: [&str; 5] = ["submitted_by", "received_at", "nonce", "prev", "scrubbed"];

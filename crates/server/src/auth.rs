@@ -47,36 +47,7 @@ use crate::swap::Swap;
 /// Largest token file accepted, in bytes: far above any real list of tokens.
 const MAX_TOKEN_FILE: u64 = 4 << 20;
 
-/// A role a token can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Append entries.
-    Append,
-    /// Read entries and entry bundles.
-    Read,
-    /// Read, plus the checkpoint history.
-    Audit,
-    /// Everything.
-    Admin,
-}
-
-impl Role {
-    /// The role's name as written in the token file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Append => "append",
-            Role::Read => "read",
-            Role::Audit => "audit",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Whether holding `self` grants `needed`.
-    pub fn grants(self, needed: Role) -> bool {
-        self == needed || self == Role::Admin || (self == Role::Audit && needed == Role::Read)
-    }
-}
+pub use crate::role::Role;
 
 /// One entry of the token file.
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -7,6 +7,8 @@ use std::time::Duration;
 /// Default memory budget of the idempotency store: 64 MiB, which holds 458,752 keys of any
 /// length (see `crate::idempotency::max_records`).
 pub const DEFAULT_IDEMPOTENCY_BUDGET: usize = 64 << 20;
+/// Smallest idempotency budget accepted: 64 KiB still holds several hundred keys.
+pub const MIN_IDEMPOTENCY_BUDGET: usize = 64 << 10;
 /// How appends are gathered into one durable commit (group commit).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BatchConfig {
@@ -388,7 +390,7 @@ impl ServerConfig {
         in_range(
             "idempotency-budget",
             l.idempotency_budget,
-            crate::idempotency::MIN_BUDGET,
+            MIN_IDEMPOTENCY_BUDGET,
             1 << 34,
         )?;
         let c = &self.connections;

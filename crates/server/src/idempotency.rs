@@ -51,9 +51,7 @@ use journal::{Journal, JournalError};
 pub use veritrail_api::limits::MAX_IDEMPOTENCY_KEY_LEN as MAX_KEY_LEN;
 
 pub use crate::config::DEFAULT_IDEMPOTENCY_BUDGET as DEFAULT_BUDGET;
-
-/// Smallest budget accepted: 64 KiB still holds several hundred keys.
-pub const MIN_BUDGET: usize = 64 << 10;
+pub use crate::config::MIN_IDEMPOTENCY_BUDGET as MIN_BUDGET;
 
 /// Whose keys: the token that presented them, or the shared scope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

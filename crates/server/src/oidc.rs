@@ -29,7 +29,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Role;
+use crate::role::Role;
 
 /// Largest JWKS file accepted, in bytes.
 const MAX_JWKS_FILE: u64 = 1 << 20;

@@ -14,12 +14,13 @@
 //! paths, with bounded work per call.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 use veritrail_ledger::{Ledger, SignedCheckpoint, TreeHead};
 
+use crate::clock::unix_now;
 use crate::config::PublishConfig;
 use crate::witnessing::{Round, Witnesses};
 
@@ -45,14 +46,6 @@ impl Published {
     pub fn size(&self) -> u64 {
         self.checkpoint.checkpoint.tree.size
     }
-}
-
-/// The current time in Unix seconds (0 if the clock is before 1970).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Time between attempts while signing fails (a full disk, a store being reopened).

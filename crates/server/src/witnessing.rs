@@ -201,11 +201,11 @@ impl Witnesses {
         drop(send);
         let mut cosigned = note.clone();
         loop {
-            match self.config.policy.verify(
-                &cosigned,
-                crate::publisher::unix_now(),
-                MAX_SKEW.as_secs(),
-            ) {
+            match self
+                .config
+                .policy
+                .verify(&cosigned, crate::clock::unix_now(), MAX_SKEW.as_secs())
+            {
                 Ok(_) => {
                     self.missing
                         .lock()
