@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -146,21 +145,8 @@ async fn records(base: &str, conversation: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn genai_spans_and_events_become_durable_records_with_payloads() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, lines) = support::spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_veritrail"))
-            .args([
-                "serve",
-                "--no-auth",
-                "--listen",
-                "127.0.0.1:0",
-                "--checkpoint-interval",
-                "50ms",
-                "--data",
-            ])
-            .arg(dir.path().join("data"))
-            .stderr(Stdio::null()),
-    );
-    let base = support::line_after(&lines, "veritrail listening on ", Duration::from_secs(60));
+    let (_server, base) =
+        support::start_serve(&dir.path().join("data"), &["--checkpoint-interval", "50ms"]);
 
     // Protobuf, JSON, and gzip-compressed protobuf: each a chat, a tool call and its result.
     for (i, (content_type, gzip)) in [
@@ -335,25 +321,8 @@ async fn genai_spans_and_events_become_durable_records_with_payloads() {
 
     // An oversized body is 413 and changes nothing.
     let small = tempfile::tempdir().unwrap();
-    let (_small_server, small_lines) = support::spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_veritrail"))
-            .args([
-                "serve",
-                "--no-auth",
-                "--listen",
-                "127.0.0.1:0",
-                "--max-body-bytes",
-                "65536",
-                "--data",
-            ])
-            .arg(small.path().join("data"))
-            .stderr(Stdio::null()),
-    );
-    let small_base = support::line_after(
-        &small_lines,
-        "veritrail listening on ",
-        Duration::from_secs(60),
-    );
+    let (_small_server, small_base) =
+        support::start_serve(&small.path().join("data"), &["--max-body-bytes", "65536"]);
     let mut big = spans("otlp-big", 1);
     let filler = "x".repeat(100_000);
     big.resource_spans[0].scope_spans[0].spans[0]
@@ -380,21 +349,10 @@ async fn genai_spans_and_events_become_durable_records_with_payloads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_spans_are_kept_as_raw_entries_when_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let (_server, lines) = support::spawn_lines(
-        Command::new(env!("CARGO_BIN_EXE_veritrail"))
-            .args([
-                "serve",
-                "--no-auth",
-                "--no-audit-reads",
-                "--otlp-keep-other-spans",
-                "--listen",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(dir.path().join("data"))
-            .stderr(Stdio::null()),
+    let (_server, base) = support::start_serve(
+        &dir.path().join("data"),
+        &["--no-audit-reads", "--otlp-keep-other-spans"],
     );
-    let base = support::line_after(&lines, "veritrail listening on ", Duration::from_secs(60));
 
     // The chat, the tool call and its result become records; `GET /health` a raw entry. A
     // second other span too large for one entry is rejected, and the rest still appended.

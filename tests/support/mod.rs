@@ -206,3 +206,23 @@ pub(crate) async fn start_s3(bucket: &str) -> Option<S3> {
         bucket: bucket.to_owned(),
     })
 }
+
+/// Starts `veritrail serve --no-auth --listen 127.0.0.1:0 <extra> --data <data>`; the guard
+/// and its URL.
+#[allow(dead_code)]
+pub(crate) fn start_serve(data: &std::path::Path, extra: &[&str]) -> (ChildGuard, String) {
+    let (child, lines) = spawn_lines(
+        std::process::Command::new(env!("CARGO_BIN_EXE_veritrail"))
+            .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--data")
+            .arg(data)
+            .stderr(std::process::Stdio::null()),
+    );
+    let url = line_after(
+        &lines,
+        "veritrail listening on ",
+        std::time::Duration::from_secs(60),
+    );
+    (child, url)
+}
