@@ -23,7 +23,7 @@ use crate::openapi::{AccessErrors, Binary, InternalError, TimeoutError};
 use crate::otlp::{self, Encoding, Mapped};
 use crate::query::Params;
 use crate::routes::append::commit;
-use crate::routes::records::{prepare_event, submitter};
+use crate::routes::records::{prepare_event, store_payloads, submitter};
 use crate::routes::reply::typed;
 
 /// Which OTLP signal.
@@ -255,14 +255,7 @@ async fn append(
     let kept = raw.len() as u64;
     if !records.is_empty() || !raw.is_empty() {
         if !filings.is_empty() {
-            let store = state
-                .payloads
-                .clone()
-                .ok_or_else(|| Internal::Record("payloads without a payload store".into()))?;
-            store.store_all(filings).await.map_err(|e| {
-                tracing::error!(error = %e, "payloads not stored; nothing was appended");
-                ApiError::store_failure(e.is_no_space())
-            })?;
+            store_payloads(state, filings).await?;
         }
         let count = records.len() as u64;
         commit(

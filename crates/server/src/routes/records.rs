@@ -87,18 +87,6 @@ pub(crate) async fn append_records(
     })?;
     let (records, filings) = prepare(&state, &body, &submitted_by)?;
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
-    if !filings.is_empty() {
-        // Durable before the records that commit to them are acknowledged (or even queued).
-        // `prepare` refuses payloads when the server keeps no store.
-        let store = state
-            .payloads
-            .clone()
-            .ok_or_else(|| Internal::Record("payloads without a payload store".into()))?;
-        store.store_all(filings).await.map_err(|e| {
-            tracing::error!(error = %e, "payloads not stored; nothing was appended");
-            ApiError::store_failure(e.is_no_space())
-        })?;
-    }
     // Bound to the body; journaled with the records' nonces, which a restart finds again in
     // the leaves (see `Fingerprint::Records`).
     let digest = || {
@@ -109,6 +97,17 @@ pub(crate) async fn append_records(
         Keying::Replay(indices) => return replay(&state, indices, wait).await,
         Keying::Fresh(ticket) => ticket,
     };
+    // After the key is claimed, so a replayed retry files no payloads that no record would
+    // ever commit to; durable before the records that commit to them are queued. A failure
+    // frees the key (a request dropped here frees it too: its ticket goes with it).
+    if !filings.is_empty()
+        && let Err(e) = store_payloads(&state, filings).await
+    {
+        if let Some(ticket) = ticket {
+            ticket.finish(&state.idempotency, None);
+        }
+        return Err(e);
+    }
     let count = records.len();
     let committed = commit(
         &state,
@@ -130,6 +129,22 @@ pub(crate) async fn append_records(
         wait,
     )
     .await
+}
+
+/// Files the payloads of a request's records in the payload store, durably.
+///
+/// # Errors
+/// `store_failure` (507 when the disk is full); `prepare` refuses payloads when the server
+/// keeps no store, so its absence here is internal.
+pub(crate) async fn store_payloads(state: &AppState, filings: Vec<Filing>) -> Result<(), ApiError> {
+    let store = state
+        .payloads
+        .clone()
+        .ok_or_else(|| Internal::Record("payloads without a payload store".into()))?;
+    store.store_all(filings).await.map_err(|e| {
+        tracing::error!(error = %e, "payloads not stored; nothing was appended");
+        ApiError::store_failure(e.is_no_space())
+    })
 }
 
 /// Parses and validates the body (one event or an array) and encodes every record. All

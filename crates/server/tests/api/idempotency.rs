@@ -407,3 +407,63 @@ async fn a_records_outcome_survives_a_restart_in_process() {
     assert_eq!(ledger.tree_head().size, 2);
     server.shutdown().await;
 }
+
+/// Bytes in the payload store's files under `dir`.
+fn payload_store_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.join("payloads")];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            total += std::fs::metadata(&path).unwrap().len();
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_records_retry_files_no_payloads() {
+    let payload_dir = tempfile::tempdir().unwrap();
+    let mut config = crate::fast_config();
+    config.records.payload_dir = Some(payload_dir.path().to_owned());
+    config.records.audit_reads = false;
+    let server = TestServer::start(veritrail_server::auth::Auth::disabled(), config, 0).await;
+    let event = serde_json::json!({
+        "timestamp": "2026-03-01T12:00:00Z",
+        "action": "user_message_received",
+        "actor": {"id": "triage-agent", "type": "agent"},
+        "conversation_id": "c-payload-retry",
+        "payloads": {"prompt": {"media_type": "text/plain", "text": "my chest hurts"}},
+    });
+    let body = serde_json::to_vec(&event).unwrap();
+    let send = |key: &'static str| {
+        let headers: [(&str, &[u8]); 1] = [(KEY, key.as_bytes())];
+        let body = body.clone();
+        let server = &server;
+        async move {
+            server
+                .post_with("/v1/records", "application/json", &headers, body)
+                .await
+                .ok(key)
+                .json()
+        }
+    };
+    let first = send("payload-retry-1").await;
+    assert_eq!(first["records"][0]["index"], 0, "{first}");
+    let filed = payload_store_bytes(payload_dir.path());
+    assert!(filed > 0, "the first request filed its payload");
+    for attempt in 0..3 {
+        assert_eq!(send("payload-retry-1").await, first, "attempt {attempt}");
+        assert_eq!(
+            payload_store_bytes(payload_dir.path()),
+            filed,
+            "attempt {attempt}: a replay files nothing no record commits to"
+        );
+    }
+    assert_eq!(server.tree().size, 1);
+    // Control: another key is a new record, and its payload is filed.
+    let other = send("payload-retry-2").await;
+    assert_eq!(other["records"][0]["index"], 1, "{other}");
+    assert!(payload_store_bytes(payload_dir.path()) > filed);
+}
