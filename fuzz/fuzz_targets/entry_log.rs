@@ -1,6 +1,6 @@
 //! The storage engine's recovery (`Ledger::open`) over hostile log files: the fuzz input is
-//! split into the entry log, the state file and one leaf-index run of a store whose key-value
-//! part is valid.
+//! split into the state file, one leaf-index run and the entry log of a store whose key-value
+//! part is valid (two big-endian `u16` lengths first: the state's and the run's).
 //!
 //! Asserts: opening never panics; it either refuses with a typed error or opens a ledger
 //! whose every served entry hashes to its leaf in the level-0 tiles (`audit`), and whose
@@ -32,14 +32,17 @@ fuzz_target!(|data: &[u8]| {
         )
         .expect("new ledger"),
     );
-    let (state, rest) = data.split_at(
-        data.len()
-            .min(usize::from(data.first().copied().unwrap_or(0))),
-    );
-    let (run, entries) = rest.split_at(
-        rest.len()
-            .min(usize::from(rest.first().copied().unwrap_or(0))),
-    );
+    // Two big-endian u16 lengths, then the state file, the run file and the entry log: real
+    // files make seeds (see the README).
+    let length = |at: usize| {
+        usize::from(u16::from_be_bytes([
+            data.get(at).copied().unwrap_or(0),
+            data.get(at + 1).copied().unwrap_or(0),
+        ]))
+    };
+    let body = data.get(4..).unwrap_or_default();
+    let (state, rest) = body.split_at(body.len().min(length(0)));
+    let (run, entries) = rest.split_at(rest.len().min(length(2)));
     std::fs::write(dir.path().join("log").join("entries"), entries).expect("write");
     std::fs::write(dir.path().join("log").join("state"), state).expect("write");
     std::fs::write(

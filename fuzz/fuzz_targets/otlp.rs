@@ -1,6 +1,8 @@
 //! OTLP ingest: `veritrail_server::otlp` decoding (protobuf and JSON, gzip) and the mapping of
 //! GenAI spans and log events to record submissions.
 //!
+//! Each input is tried as it is and, when it inflates, as a gzip body.
+//!
 //! Asserts: nothing panics; with other spans kept, none is ignored and each kept one is OTLP
 //! JSON that decodes back to a request of that one span; a decoded request maps to at most two submissions per span (one
 //! per log record), never more than it has items, and never more than `MAX_ITEMS` items;
@@ -42,7 +44,8 @@ fn check(mapped: &Mapped, per_item: usize) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// What the server does with a body: decode it both ways and map what decodes.
+fn decode_and_map(data: &[u8]) {
     for encoding in [Encoding::Protobuf, Encoding::Json] {
         if let Ok(request) = decode_traces(data, encoding) {
             for keep in [false, true] {
@@ -75,7 +78,13 @@ fuzz_target!(|data: &[u8]| {
             check(&mapped, 1);
         }
     }
+}
+
+fuzz_target!(|data: &[u8]| {
+    decode_and_map(data);
+    // A `Content-Encoding: gzip` body: inflated within its bound, then the same.
     if let Ok(inflated) = gunzip(data) {
         assert!(inflated.len() as u64 <= MAX_INFLATED);
+        decode_and_map(&inflated);
     }
 });
