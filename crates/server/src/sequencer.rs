@@ -368,12 +368,29 @@ impl Committer {
                 Some(job) => job,
                 None => match receiver.recv() {
                     Ok(job) => job,
-                    Err(_) => return, // every sender is gone and the queue is empty
+                    // Every sender is gone and the queue is empty: a graceful shutdown.
+                    Err(_) => return self.save_chains(),
                 },
             };
             let (batch, next) = self.gather(first, receiver);
             carry = next;
             self.commit(batch);
+        }
+    }
+
+    /// Saves the conversation heads for the next start (see [`Chains::save`]); a failure
+    /// only costs that start a read of the whole log.
+    fn save_chains(&self) {
+        let started = Instant::now();
+        match self.chains.save(&self.ledger) {
+            Ok(()) => tracing::info!(
+                conversations = self.chains.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "saved the conversation chains"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the conversation chains; the next start reads the whole log")
+            }
         }
     }
 

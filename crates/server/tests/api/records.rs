@@ -672,3 +672,102 @@ async fn payloads_stay_off_the_tree_open_against_the_proven_leaf_and_erasure_kee
     let audit = server.ledger.audit().unwrap();
     assert_eq!(audit.entries, 3);
 }
+
+/// Appends one record of `conversation` and returns its index and its link.
+async fn append_linked(server: &TestServer, conversation: &str) -> (u64, Option<Prev>) {
+    let reply = server
+        .post_with(
+            "/v1/records",
+            "application/json",
+            &[],
+            serde_json::to_vec(&event(conversation, "tool_invoked", 0)).unwrap(),
+        )
+        .await
+        .ok("append a record");
+    let index = reply.json()["records"][0]["index"].as_u64().unwrap();
+    let record = veritrail_records::parse_leaf(&server.ledger.entry(index).unwrap()).unwrap();
+    (index, Prev::of(&record))
+}
+
+/// The link to the record at `index`.
+fn link_to(server: &TestServer, index: u64) -> Option<Prev> {
+    Some(Prev {
+        index,
+        leaf_hash: leaf_hash(&server.ledger.entry(index).unwrap()),
+    })
+}
+
+#[tokio::test]
+async fn conversation_heads_saved_at_shutdown_are_used_only_when_they_describe_this_log() {
+    const KEY: &str = "chain-heads-snapshot";
+    let server = TestServer::open(0).await;
+    for conversation in ["c-a", "c-b", "c-a"] {
+        append_linked(&server, conversation).await;
+    }
+    // A graceful restart saves the heads with the tree head; the next record links on.
+    let server = server.restart(|_| {}).await;
+    let saved = server.ledger.store().meta(KEY).unwrap().unwrap();
+    let root = server.ledger.tree_head().root.to_base64();
+    let text = String::from_utf8(saved.clone()).unwrap();
+    assert!(
+        text.starts_with(&format!("veritrail chain heads 3 {root}\n")),
+        "{text}"
+    );
+    assert_eq!(
+        append_linked(&server, "c-a").await,
+        (3, link_to(&server, 2))
+    );
+
+    // Saved heads of a shorter log are used for its prefix, and the records after it read:
+    // as after a crash that left the snapshot of an earlier shutdown.
+    let ledger = server.ledger.clone();
+    let server = server
+        .restart(move |_| ledger.store().put_meta(KEY, &saved).unwrap())
+        .await;
+    assert_eq!(
+        append_linked(&server, "c-a").await,
+        (4, link_to(&server, 3))
+    );
+    assert_eq!(
+        append_linked(&server, "c-b").await,
+        (5, link_to(&server, 1))
+    );
+
+    // They are used: heads that say otherwise, under the right tree head, are followed
+    // (which is why they are only read after the tree root at their size matched).
+    let hash = leaf_hash(&server.ledger.entry(0).unwrap()).to_base64();
+    let forged = move |size: u64, root: String| {
+        format!("veritrail chain heads {size} {root}\n0 {hash} 0 c-b\n0 {hash} 0 c-a\n")
+    };
+    let size = server.tree().size;
+    let good_root = forged(size, server.tree().root.to_base64());
+    let ledger = server.ledger.clone();
+    let server = server
+        .restart(move |_| ledger.store().put_meta(KEY, good_root.as_bytes()).unwrap())
+        .await;
+    assert_eq!(
+        append_linked(&server, "c-b").await,
+        (6, link_to(&server, 0))
+    );
+
+    // Ignored, and the whole log read, when the root differs, the size is beyond the log, or
+    // the text does not parse.
+    let wrong = [
+        (forged(7, Hash::default().to_base64()), 4),
+        (forged(100, server.tree().root.to_base64()), 7),
+        ("veritrail chain heads 7\n".to_owned(), 8),
+    ];
+    let mut server = server;
+    for (round, (snapshot, head)) in wrong.into_iter().enumerate() {
+        let ledger = server.ledger.clone();
+        server = server
+            .restart(move |_| ledger.store().put_meta(KEY, snapshot.as_bytes()).unwrap())
+            .await;
+        let size = server.tree().size;
+        assert_eq!(
+            append_linked(&server, "c-a").await,
+            (size, link_to(&server, head)),
+            "round {round}"
+        );
+    }
+}
