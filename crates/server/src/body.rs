@@ -79,8 +79,16 @@ pub(crate) fn json(
     body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<serde_json::Value, crate::error::ApiError> {
     use crate::error::{ApiError, InvalidEntry};
-    let body = body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?;
-    serde_json::from_slice(&body).map_err(|e| {
+    json_bytes(&body.map_err(|e| ApiError::InvalidEntry(InvalidEntry::Unreadable(e)))?)
+}
+
+/// The JSON of a body already read; not JSON is `400 invalid_entry`.
+///
+/// # Errors
+/// [`ApiError::InvalidEntry`].
+pub(crate) fn json_bytes(body: &[u8]) -> Result<serde_json::Value, crate::error::ApiError> {
+    use crate::error::{ApiError, InvalidEntry};
+    serde_json::from_slice(body).map_err(|e| {
         ApiError::InvalidEntry(InvalidEntry::NotJson {
             message: e.to_string(),
         })

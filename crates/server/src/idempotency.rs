@@ -34,7 +34,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -45,6 +45,7 @@ use veritrail_ledger::Ledger;
 use veritrail_ledger::bundle::{BUNDLE_ENTRIES, decode_bundle};
 use veritrail_records::{LEAF_VERSION, NONCE_BYTES, Unchained, is_record};
 
+use crate::clock::unix_ms;
 use journal::{Journal, JournalError};
 
 /// Longest `Idempotency-Key` accepted, in bytes (the API's limit, shared with clients).
@@ -318,13 +319,6 @@ pub fn max_records(budget: usize) -> usize {
     best.max(1)
 }
 
-/// Unix time in milliseconds (0 if the clock is before 1970).
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// The state of a key whose first request is in flight.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Outcome {
@@ -478,7 +472,7 @@ impl Ticket {
                         first: range.start,
                         count: u32::try_from(range.end.saturating_sub(range.start))
                             .unwrap_or(u32::MAX),
-                        created_ms: now_ms(),
+                        created_ms: unix_ms(),
                     };
                     cache.insert(&mut inner, record);
                 }
@@ -586,7 +580,7 @@ impl Idempotency {
             damaged: parsed.damaged,
             ..Restored::default()
         };
-        let now = now_ms();
+        let now = unix_ms();
         let window_ms = store.window_ms();
         let size = ledger.tree_head().size;
         let mut bundles = BundleCache::default();
@@ -657,7 +651,7 @@ impl Idempotency {
     /// Remembers committed outcomes (the committer calls this before answering).
     pub fn remember(&self, records: &[Record]) {
         let mut inner = self.lock();
-        inner.store.expire(now_ms(), self.window_ms());
+        inner.store.expire(unix_ms(), self.window_ms());
         for record in records {
             self.insert(&mut inner, *record);
         }
@@ -666,7 +660,7 @@ impl Idempotency {
     /// The remembered outcomes within the window, oldest first: what a compacted journal
     /// holds.
     pub fn live_records(&self) -> Vec<Record> {
-        self.lock().store.live(now_ms(), self.window_ms())
+        self.lock().store.live(unix_ms(), self.window_ms())
     }
 
     /// Claims `key` in `scope` for a request identified by `fingerprint` (what makes two
@@ -690,7 +684,7 @@ impl Idempotency {
         loop {
             let mut waiting = {
                 let mut inner = self.lock();
-                let now = now_ms();
+                let now = unix_ms();
                 let window_ms = self.window_ms();
                 inner.store.expire(now, window_ms);
                 if let Some(record) = inner

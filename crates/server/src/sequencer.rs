@@ -28,6 +28,7 @@ use veritrail_ledger::{Ledger, TreeHead, leaf_hash};
 use veritrail_records::{Prev, Unchained};
 
 use crate::chains::{Chains, Head};
+use crate::clock::unix_ms;
 use crate::config::BatchConfig;
 use crate::error::{ApiError, InvalidEntry, StartError};
 use crate::idempotency::journal::Journal;
@@ -194,9 +195,7 @@ impl Sequencer {
         entries: Vec<Bytes>,
         keyed: Option<Keyed>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
-        let count = entries.len();
-        let bytes: usize = entries.iter().map(Bytes::len).sum();
-        self.enqueue(entries, Vec::new(), count, bytes, keyed)
+        self.enqueue(entries, Vec::new(), keyed)
     }
 
     /// Queues agent `records` (validated and encoded but for their chain links) for the next
@@ -211,9 +210,7 @@ impl Sequencer {
         records: Vec<Unchained>,
         keyed: Option<Keyed>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
-        let count = records.len();
-        let bytes = records.iter().map(Unchained::max_leaf_len).sum();
-        self.enqueue(Vec::new(), records, count, bytes, keyed)
+        self.enqueue(Vec::new(), records, keyed)
     }
 
     /// Queues raw `entries` and agent `records` as one commit: the entries first, then the
@@ -227,20 +224,20 @@ impl Sequencer {
         entries: Vec<Bytes>,
         records: Vec<Unchained>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
-        let count = entries.len() + records.len();
-        let bytes = entries.iter().map(Bytes::len).sum::<usize>()
-            + records.iter().map(Unchained::max_leaf_len).sum::<usize>();
-        self.enqueue(entries, records, count, bytes, None)
+        self.enqueue(entries, records, None)
     }
 
+    /// Queues a job of raw `entries` followed by `records`; its size in the queue counts each
+    /// record at its largest leaf.
     fn enqueue(
         &self,
         entries: Vec<Bytes>,
         records: Vec<Unchained>,
-        count: usize,
-        bytes: usize,
         keyed: Option<Keyed>,
     ) -> Result<oneshot::Receiver<Result<Committed, ApiError>>, ApiError> {
+        let count = entries.len() + records.len();
+        let bytes = entries.iter().map(Bytes::len).sum::<usize>()
+            + records.iter().map(Unchained::max_leaf_len).sum::<usize>();
         if self.closed.load(Ordering::Acquire) {
             return Err(ApiError::ShuttingDown);
         }
@@ -352,12 +349,6 @@ fn keyed_records(batch: &[Job], first: u64, created_ms: u64) -> Vec<Record> {
         next += count;
     }
     records
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Committer {

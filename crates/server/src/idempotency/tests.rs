@@ -117,7 +117,7 @@ fn record(scope: &Scope, key: &str, first: u64) -> Record {
         fingerprint: fp(key.as_bytes()).to_bytes(),
         first,
         count: 1,
-        created_ms: now_ms(),
+        created_ms: unix_ms(),
     }
 }
 
@@ -169,7 +169,7 @@ fn the_budget_formula_holds_for_every_budget() {
 async fn three_hundred_thousand_long_keys_fit_the_default_budget() {
     let cache = Idempotency::new(DAY, DEFAULT_BUDGET);
     let scope = token_scope("vt_agent");
-    let now = now_ms();
+    let now = unix_ms();
     let mut batch = Vec::with_capacity(10_000);
     for i in 0..300_000u64 {
         let mut key = format!("{i:0>255}");
@@ -236,7 +236,7 @@ async fn open_keeps_only_records_whose_entries_landed() {
         crate::body::fingerprint(&slice)
     };
     let s = token_scope("vt_a");
-    let now = now_ms();
+    let now = unix_ms();
     let at = |key: &str, first: u64, count: u32, fingerprint: [u8; 32], created_ms: u64| Record {
         id: KeyId::new(&s, key),
         fingerprint,
@@ -404,7 +404,7 @@ async fn open_keeps_records_requests_whose_records_landed() {
     assert_eq!(log.tree_head().size, 10);
 
     let s = token_scope("vt_a");
-    let now = now_ms();
+    let now = unix_ms();
     let at = |key: &str, first: u64, count: u32, fingerprint: [u8; 32]| Record {
         id: KeyId::new(&s, key),
         fingerprint,

@@ -65,7 +65,7 @@ pub(crate) async fn archive(
     let request: ArchiveRequest = if body.is_empty() {
         ArchiveRequest::default()
     } else {
-        serde_json::from_value(crate::body::json(Ok(body))?)
+        serde_json::from_value(crate::body::json_bytes(&body)?)
             .map_err(|_| ApiError::param("until", "give {} or {\"until\": \"<RFC 3339>\"}"))?
     };
     let now = OffsetDateTime::now_utc();

@@ -133,10 +133,7 @@ pub(crate) async fn metrics(
 ) -> Result<Response, ApiError> {
     state.auth.require(&headers, Role::Admin)?;
     if let Some(published) = state.published.borrow().as_ref() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = crate::clock::unix_now();
         metrics::gauge!("veritrail_checkpoint_age_seconds")
             .set(now.saturating_sub(published.signed_at) as f64);
     }

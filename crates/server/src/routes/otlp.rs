@@ -254,9 +254,7 @@ async fn append(
     }
     let kept = raw.len() as u64;
     if !records.is_empty() || !raw.is_empty() {
-        if !filings.is_empty() {
-            store_payloads(state, filings).await?;
-        }
+        store_payloads(state, filings).await?;
         let count = records.len() as u64;
         commit(
             state,

@@ -100,9 +100,7 @@ pub(crate) async fn append_records(
     // After the key is claimed, so a replayed retry files no payloads that no record would
     // ever commit to; durable before the records that commit to them are queued. A failure
     // frees the key (a request dropped here frees it too: its ticket goes with it).
-    if !filings.is_empty()
-        && let Err(e) = store_payloads(&state, filings).await
-    {
+    if let Err(e) = store_payloads(&state, filings).await {
         if let Some(ticket) = ticket {
             ticket.finish(&state.idempotency, None);
         }
@@ -131,12 +129,16 @@ pub(crate) async fn append_records(
     .await
 }
 
-/// Files the payloads of a request's records in the payload store, durably.
+/// Files the payloads of a request's records in the payload store, durably (nothing to do
+/// for records without payloads).
 ///
 /// # Errors
 /// `store_failure` (507 when the disk is full); `prepare` refuses payloads when the server
 /// keeps no store, so its absence here is internal.
 pub(crate) async fn store_payloads(state: &AppState, filings: Vec<Filing>) -> Result<(), ApiError> {
+    if filings.is_empty() {
+        return Ok(());
+    }
     let store = state
         .payloads
         .clone()
@@ -154,12 +156,7 @@ fn prepare(
     body: &[u8],
     submitted_by: &SubmittedBy,
 ) -> Result<(Vec<Unchained>, Vec<Filing>), ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::InvalidEntry(InvalidEntry::NotJson {
-            message: e.to_string(),
-        })
-    })?;
-    let (events, array) = match value {
+    let (events, array) = match crate::body::json_bytes(body)? {
         serde_json::Value::Array(items) => (items, true),
         other => (vec![other], false),
     };
