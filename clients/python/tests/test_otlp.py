@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import Server
 from hookcheck import actions, check_chain, check_payloads, client_for, conversation, records_of, require
 
@@ -108,22 +110,11 @@ def check_run(server: Server, conversation_id: str, exporter: Recording) -> None
         client.close()
 
 
-def test_protobuf_exporter(server: Server) -> None:
+@pytest.mark.parametrize("exporter_class", [ProtobufSpanExporter, JsonSpanExporter], ids=["protobuf", "json"])
+def test_exporter(server: Server, exporter_class: type) -> None:
     conversation_id = conversation()
     exporter = Recording(
-        ProtobufSpanExporter(
-            endpoint=f"{server.url}/v1/traces",
-            headers={"Authorization": f"Bearer {server.token}"},
-        )
-    )
-    run_agent(exporter, conversation_id)
-    check_run(server, conversation_id, exporter)
-
-
-def test_json_exporter(server: Server) -> None:
-    conversation_id = conversation()
-    exporter = Recording(
-        JsonSpanExporter(
+        exporter_class(
             endpoint=f"{server.url}/v1/traces",
             headers={"Authorization": f"Bearer {server.token}"},
         )

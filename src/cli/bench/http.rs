@@ -296,17 +296,13 @@ impl Http {
     }
 
     /// Sends one request on `conn` (connecting first if it has none, or if the server closed
-    /// it) and reads the whole answer. A connection that failed is dropped.
+    /// it) and reads the whole answer.
     async fn send(&self, conn: &mut Option<Conn>, request: &[u8]) -> Result<Answer, &'static str> {
         let open = match conn {
             Some(open) if !open.closing => open,
             _ => conn.insert(self.connect().await?),
         };
-        let answer = open.exchange(request).await;
-        if answer.is_err() {
-            *conn = None;
-        }
-        answer
+        open.exchange(request).await
     }
 
     /// Sends one request on the task's connection `conn`, retrying 503s, and records the
@@ -363,9 +359,7 @@ impl Http {
             tokio::time::sleep(answer.wait).await;
         }
     }
-}
 
-impl Http {
     /// How many records a successful answer says were rejected: OTLP's `partial_success`
     /// (an answer that cannot be decoded counts as one); none for the other loads.
     fn rejected(&self, answer: &[u8]) -> i64 {

@@ -41,7 +41,7 @@ use veritrail_server::{Server, ServerConfig};
 
 use crate::cli::bench::http::{Http, HttpOptions};
 use crate::cli::bench::in_process::InProcess;
-use crate::cli::bench::plan::{Entries, Load, Plan, Records, Spans, Tally};
+use crate::cli::bench::plan::{Bodies, Entries, Load, Plan, Tally};
 use crate::cli::bench::report::{Report, progress_bar};
 use crate::cli::common::datadir::DataArgs;
 use crate::cli::common::duration::parse_duration;
@@ -177,18 +177,13 @@ enum Target {
 async fn worker(target: Arc<Target>, plan: Arc<Plan>, task: u32) -> Result<Tally, CliError> {
     let mut tally = Tally::new()?;
     let mut entries = Entries::new(plan.size, task);
-    let mut records = (plan.load == Load::Records).then(|| Records::new(plan.size, task, plan.run));
-    let mut spans = (plan.load == Load::Spans).then(|| Spans::new(plan.size, task, plan.run));
+    let mut bodies = Bodies::new(plan.load, plan.size, task, plan.run);
     let mut conn = None;
     while let Some((first, count)) = plan.claim() {
         let before = tally.appended;
         match &*target {
             Target::Http(http) => {
-                let body = match (records.as_mut(), spans.as_mut()) {
-                    (Some(records), _) => records.body(first, count),
-                    (_, Some(spans)) => spans.body(first, count),
-                    (None, None) => entries.body(first, count),
-                };
+                let body = bodies.body(&mut entries, first, count);
                 http.request(&mut conn, body, count, &plan, &mut tally)
                     .await;
             }

@@ -179,6 +179,14 @@ impl Records {
         }
     }
 
+    /// The payload text that follows `number` at the payload's start, so that every payload
+    /// has `size` bytes and no two are equal.
+    fn text_after(&self, number: &str) -> &str {
+        self.text
+            .get(number.len().min(self.text.len())..)
+            .unwrap_or("")
+    }
+
     /// One request's body: one record, or a JSON array of `count`. Written from a template
     /// (every part is plain ASCII that needs no escaping), so the generator spends little of
     /// the CPU it shares with the server.
@@ -203,11 +211,7 @@ impl Records {
             body.push_str(&number);
             body.push_str(r#"},"payloads":{"tool_result":{"media_type":"text/plain","text":""#);
             body.push_str(&number);
-            body.push_str(
-                self.text
-                    .get(number.len().min(self.text.len())..)
-                    .unwrap_or(""),
-            );
+            body.push_str(self.text_after(&number));
             body.push_str(r#""}}}"#);
         }
         if count > 1 {
@@ -223,9 +227,8 @@ impl Records {
 /// `agent_response_generated` record with one committed payload, like a record of
 /// [`Records`].
 pub(super) struct Spans {
-    conversation: String,
-    agent: String,
-    text: String,
+    /// The conversation, agent and text the records of the same task would have.
+    records: Records,
     /// The run's id, the high half of each span's trace id.
     run: u64,
     task: u32,
@@ -234,11 +237,8 @@ pub(super) struct Spans {
 impl Spans {
     /// Spans with outputs of `size` bytes for task `task` of run `run`.
     pub(super) fn new(size: usize, task: u32, run: u64) -> Self {
-        let records = Records::new(size, task, run);
         Spans {
-            conversation: records.conversation,
-            agent: records.actor,
-            text: records.text,
+            records: Records::new(size, task, run),
             run,
             task,
         }
@@ -272,12 +272,7 @@ impl Spans {
             .map(|n| {
                 // The span number leads the output, so no two outputs are equal.
                 let number = n.to_string();
-                let output = format!(
-                    "{number}{}",
-                    self.text
-                        .get(number.len().min(self.text.len())..)
-                        .unwrap_or("")
-                );
+                let output = format!("{number}{}", self.records.text_after(&number));
                 let trace_id = [self.run.to_be_bytes(), n.to_be_bytes()].concat();
                 let span_id = (n ^ (u64::from(self.task) << 48)).to_be_bytes().to_vec();
                 Span {
@@ -290,8 +285,8 @@ impl Spans {
                     attributes: vec![
                         text("gen_ai.operation.name", "chat"),
                         text("gen_ai.request.model", "bench-model"),
-                        text("gen_ai.agent.name", &self.agent),
-                        text("gen_ai.conversation.id", &self.conversation),
+                        text("gen_ai.agent.name", &self.records.actor),
+                        text("gen_ai.conversation.id", &self.records.conversation),
                         int("gen_ai.usage.input_tokens", 12),
                         int("gen_ai.usage.output_tokens", 34),
                         text("gen_ai.output.messages", &output),
@@ -314,6 +309,36 @@ impl Spans {
             }],
         };
         Bytes::from(request.encode_to_vec())
+    }
+}
+
+/// What one task sends over HTTP, for the plan's [`Load`].
+pub(super) enum Bodies {
+    /// Raw entries: the task's [`Entries`] (which the in-process target uses too).
+    Entries,
+    /// Agent records.
+    Records(Records),
+    /// OTLP spans.
+    Spans(Spans),
+}
+
+impl Bodies {
+    /// The bodies of task `task` of run `run`, with `size` bytes per entry or payload.
+    pub(super) fn new(load: Load, size: usize, task: u32, run: u64) -> Self {
+        match load {
+            Load::Entries => Bodies::Entries,
+            Load::Records => Bodies::Records(Records::new(size, task, run)),
+            Load::Spans => Bodies::Spans(Spans::new(size, task, run)),
+        }
+    }
+
+    /// One request's body, for items `first..first + count`.
+    pub(super) fn body(&mut self, entries: &mut Entries, first: u64, count: u64) -> Bytes {
+        match self {
+            Bodies::Entries => entries.body(first, count),
+            Bodies::Records(records) => records.body(first, count),
+            Bodies::Spans(spans) => spans.body(first, count),
+        }
     }
 }
 
