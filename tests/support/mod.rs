@@ -63,19 +63,22 @@ pub(crate) fn start_witness(
     data: &std::path::Path,
     listen: &str,
 ) -> (ChildGuard, String) {
-    let (child, lines) = spawn_lines(
+    start_listening(
         std::process::Command::new(env!("CARGO_BIN_EXE_veritrail"))
             .args(["witness", "serve", "--listen", listen, "--key"])
             .arg(key)
             .arg("--data")
-            .arg(data)
-            .stderr(std::process::Stdio::null()),
-    );
-    let url = line_after(
-        &lines,
+            .arg(data),
         "veritrail witness listening on ",
-        std::time::Duration::from_secs(60),
-    );
+    )
+}
+
+/// Spawns `command` (stderr discarded) and waits up to a minute for the line starting with
+/// `banner`; the guard and the URL after the banner.
+#[allow(dead_code)]
+fn start_listening(command: &mut std::process::Command, banner: &str) -> (ChildGuard, String) {
+    let (child, lines) = spawn_lines(command.stderr(std::process::Stdio::null()));
+    let url = line_after(&lines, banner, std::time::Duration::from_secs(60));
     (child, url)
 }
 
@@ -211,18 +214,12 @@ pub(crate) async fn start_s3(bucket: &str) -> Option<S3> {
 /// and its URL.
 #[allow(dead_code)]
 pub(crate) fn start_serve(data: &std::path::Path, extra: &[&str]) -> (ChildGuard, String) {
-    let (child, lines) = spawn_lines(
+    start_listening(
         std::process::Command::new(env!("CARGO_BIN_EXE_veritrail"))
             .args(["serve", "--no-auth", "--listen", "127.0.0.1:0"])
             .args(extra)
             .arg("--data")
-            .arg(data)
-            .stderr(std::process::Stdio::null()),
-    );
-    let url = line_after(
-        &lines,
+            .arg(data),
         "veritrail listening on ",
-        std::time::Duration::from_secs(60),
-    );
-    (child, url)
+    )
 }
